@@ -11,6 +11,11 @@ PKGS=(
   libxxhash-dev     # row and snapshot checksums (XXH3-64)
   libabsl-dev       # benchmark peer only (perf/bench_core)
   clang             # fuzz targets and the sanitizer runtime
+  libucx-dev ucx-utils  # transport (rdma/): shared memory, TCP, verbs
+  libssl-dev        # HMAC-SHA256 for the session handshake (server/, client/)
+  iproute2          # network namespaces for the multi-host test
+  redis-server libhiredis-dev          # benchmark peer (perf/bench_remote)
+  memcached libmemcached-dev           # benchmark peer (perf/bench_remote)
 )
 
 missing=()
