@@ -242,7 +242,7 @@ static inline int float_bad(float f)
 /** Reject a batch holding NaN or Inf before anything is applied. The scan
  *  is an OR-reduction the compiler vectorizes: adding 1 to an all-ones
  *  exponent carries into bit 31, any other exponent does not. */
-static strata_status_t check_finite(const float *v, size_t count, uint32_t dim, const char *what)
+strata_status_t core_check_finite(const float *v, size_t count, uint32_t dim, const char *what)
 {
     const alias_u32_t *bits = (const alias_u32_t *)v;
     uint32_t acc = 0;
@@ -331,7 +331,7 @@ strata_status_t strata_table_apply_gradients(strata_table_t *t, const uint64_t *
     CHECK_BATCH(t, keys, n, grads);
     if (n == 0)
         return STRATA_OK;
-    strata_status_t st = check_finite(grads, n * (size_t)t->schema.s.dim, t->schema.s.dim, "grads");
+    strata_status_t st = core_check_finite(grads, n * (size_t)t->schema.s.dim, t->schema.s.dim, "grads");
     if (st != STRATA_OK)
         return st;
     uint64_t now = table_now(t);
@@ -351,7 +351,7 @@ strata_status_t strata_table_assign(strata_table_t *t, const uint64_t *keys, con
     CHECK_BATCH(t, keys, n, rows);
     if (n == 0)
         return STRATA_OK;
-    strata_status_t st = check_finite(rows, n * (size_t)t->schema.s.dim, t->schema.s.dim, "rows");
+    strata_status_t st = core_check_finite(rows, n * (size_t)t->schema.s.dim, t->schema.s.dim, "rows");
     if (st != STRATA_OK)
         return st;
     uint64_t now = table_now(t);

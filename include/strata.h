@@ -359,6 +359,165 @@ STRATA_API strata_status_t strata_table_load(const char *path, const strata_tabl
                                              strata_table_t **table_p);
 
 /* ------------------------------------------------------------------------ */
+/* Client: tables served by a cluster of strata-servers                     */
+/* ------------------------------------------------------------------------ */
+
+/** A connection to every server of a cluster. Opaque. One UCX worker per
+ *  client: a client handle (and the tables and requests made from it) is
+ *  used by one thread at a time; threads that look up in parallel each
+ *  make their own client. */
+typedef struct strata_client strata_client_t;
+
+/** A table of a cluster, opened by strata_client_open_table. Opaque;
+ *  owned by its client and freed with it. */
+typedef struct strata_rtable strata_rtable_t;
+
+/** How lookups read rows. */
+typedef enum strata_read_mode {
+    /** One-sided where UCX reads server memory directly (shared memory,
+     *  RDMA verbs), batched RPC where gets would be emulated (TCP). */
+    STRATA_READ_AUTO = 0,
+    STRATA_READ_ONESIDED = 1, /**< always one-sided reads (location cache, index) */
+    STRATA_READ_RPC = 2       /**< always batched RPC */
+} strata_read_mode_t;
+
+enum {
+    STRATA_CLIENT_FIELD_SERVERS = 1u << 0,
+    STRATA_CLIENT_FIELD_CLUSTER_FILE = 1u << 1,
+    STRATA_CLIENT_FIELD_SECRET = 1u << 2,
+    STRATA_CLIENT_FIELD_READ_ONLY = 1u << 3,
+    STRATA_CLIENT_FIELD_TIMEOUT_MS = 1u << 4,
+    STRATA_CLIENT_FIELD_READ_MODE = 1u << 5,
+    STRATA_CLIENT_FIELD_LOC_CACHE = 1u << 6
+};
+
+typedef struct strata_client_params {
+    uint64_t field_mask;          /**< STRATA_CLIENT_FIELD_* bits */
+    const char *servers;          /**< "host:port,host:port,..." in server-index
+                                       order; or use cluster_file */
+    const char *cluster_file;     /**< file: "server HOST:PORT" lines in index order,
+                                       optional "secret_file PATH"; docs/operations.md */
+    const void *secret;           /**< shared secret (copied); default: the cluster
+                                       file's, else $STRATA_SECRET, else empty */
+    size_t secret_len;
+    int read_only;                /**< 1: this client never modifies (inference) */
+    uint32_t timeout_ms;          /**< per call; default 10000 */
+    strata_read_mode_t read_mode; /**< default AUTO */
+    uint32_t loc_cache_entries;   /**< location cache per table (rounded up to a
+                                       power of two); default 1M, 0 = none */
+} strata_client_params_t;
+
+/** Connect to every server and authenticate. On success *client_p is the
+ *  caller's until strata_client_destroy. Errors: INVALID_PARAM (no or bad
+ *  server list), NOT_FOUND/IO (cluster file), CONNECTION (a server is
+ *  unreachable), AUTH (secret refused), VERSION, TIMEOUT, UNSUPPORTED
+ *  (built without UCX). Any thread; the client then belongs to it. */
+STRATA_API strata_status_t strata_client_connect(const strata_client_params_t *params,
+                                                 strata_client_t **client_p);
+
+/** Close every connection and free the client, its tables and requests. */
+STRATA_API void strata_client_destroy(strata_client_t *client);
+
+/** Create a table on every server. schema->capacity is the cluster's;
+ *  schema->nshards is the number of shards per server (default 1).
+ *  Errors: as strata_schema_validate, EXISTS, READ_ONLY, CONNECTION,
+ *  TIMEOUT; a failure part-way leaves the table on the servers that made
+ *  it (drop it to retry). */
+STRATA_API strata_status_t strata_client_create_table(strata_client_t *client,
+                                                      const strata_table_schema_t *schema);
+
+/** Drop a table on every server. UNKNOWN_TABLE if no server had it. */
+STRATA_API strata_status_t strata_client_drop_table(strata_client_t *client, const char *name);
+
+/** Open a table: its schema, shard map, layouts and rkeys from every
+ *  server. *table_p is borrowed from the client (valid until destroy);
+ *  opening the same name again returns the same handle. Errors:
+ *  UNKNOWN_TABLE, CONNECTION, TIMEOUT, PROTOCOL, NOMEM. */
+STRATA_API strata_status_t strata_client_open_table(strata_client_t *client, const char *name,
+                                                    strata_rtable_t **table_p);
+
+/** The table's resolved schema (nshards = shards in the whole cluster).
+ *  Borrowed; valid until the client is destroyed. */
+STRATA_API const strata_table_schema_t *strata_rtable_schema(const strata_rtable_t *table);
+
+/** An asynchronous call in flight. Opaque; owned by the client until
+ *  strata_request_free. */
+typedef struct strata_request strata_request_t;
+
+/** Completion callback of an async call: runs inside strata_client_progress
+ *  (or a wait) on the client's thread, once. It may start new calls. */
+typedef void (*strata_request_cb_t)(strata_request_t *req, strata_status_t status, void *arg);
+
+/** Batched lookup, as strata_table_lookup: out[i*dim..] gets keys[i]'s
+ *  row (the initializer's values when absent), found[i] (optional) a
+ *  STRATA_ROW_* code. Duplicates are read once. flags may have
+ *  STRATA_LOOKUP_INIT_MISSING (not on read-only clients). Errors:
+ *  INVALID_PARAM, READ_ONLY, CONNECTION (a server died; its keys'
+ *  rows are unspecified), TIMEOUT, NOMEM, and any server error
+ *  (strata_last_error has its text). */
+STRATA_API strata_status_t strata_rtable_lookup(strata_rtable_t *table, const uint64_t *keys,
+                                                size_t n, float *out, uint8_t *found,
+                                                uint32_t flags);
+
+/** Push sparse gradients: duplicates are summed into one step per key,
+ *  keys are split by shard and each server applies its optimizer. The
+ *  batch is checked for NaN/Inf first (BAD_VALUE, nothing sent). On an
+ *  error from one server, other servers' parts may already be applied.
+ *  Errors: BAD_VALUE, READ_ONLY, CONNECTION, TIMEOUT, NOMEM, FULL and any
+ *  server error. */
+STRATA_API strata_status_t strata_rtable_push(strata_rtable_t *table, const uint64_t *keys,
+                                              const float *grads, size_t n);
+
+/** Asynchronous forms: start the call and return INPROGRESS with *req_p
+ *  set, or an error (no request, no callback). Buffers stay borrowed
+ *  until completion. cb (optional) fires once on completion; without a
+ *  callback poll with strata_request_test or block in strata_request_wait.
+ *  Any number may be in flight on one client. */
+STRATA_API strata_status_t strata_rtable_lookup_async(strata_rtable_t *table, const uint64_t *keys,
+                                                      size_t n, float *out, uint8_t *found,
+                                                      uint32_t flags, strata_request_cb_t cb,
+                                                      void *arg, strata_request_t **req_p);
+STRATA_API strata_status_t strata_rtable_push_async(strata_rtable_t *table, const uint64_t *keys,
+                                                    const float *grads, size_t n,
+                                                    strata_request_cb_t cb, void *arg,
+                                                    strata_request_t **req_p);
+
+/** Drive the client's network: completes requests and fires callbacks.
+ *  Returns how many requests completed. */
+STRATA_API unsigned strata_client_progress(strata_client_t *client);
+
+/** INPROGRESS while running, else the request's final status. Progresses. */
+STRATA_API strata_status_t strata_request_test(strata_request_t *req);
+
+/** Block (progressing) until done; returns the final status. */
+STRATA_API strata_status_t strata_request_wait(strata_request_t *req);
+
+/** Release a completed request (or cancel interest in a running one: it
+ *  is freed when it completes, and its callback still fires). */
+STRATA_API void strata_request_free(strata_request_t *req);
+
+/** Client counters. */
+typedef struct strata_client_stats {
+    uint64_t lookups;          /**< keys asked (with duplicates) */
+    uint64_t unique_keys;      /**< after dedup */
+    uint64_t onesided_hits;    /**< rows read one-sided via the location cache */
+    uint64_t onesided_index;   /**< rows found one-sided via the index (2 round trips) */
+    uint64_t rpc_keys;         /**< keys read by RPC (mode, misses, fallbacks) */
+    uint64_t torn_retries;     /**< one-sided rows re-read after failing validation */
+    uint64_t stale_locations;  /**< cached locations that held another row */
+    uint64_t pushes;           /**< gradient rows sent (after summing duplicates) */
+    uint64_t rpcs;             /**< RPC messages sent */
+    uint64_t relayouts;        /**< table layouts refreshed after an index growth */
+} strata_client_stats_t;
+
+STRATA_API void strata_client_get_stats(const strata_client_t *client,
+                                        strata_client_stats_t *stats);
+
+/** Whether lookups to server i go one-sided (1) or by RPC (0) under the
+ *  client's read mode. -1 for a bad index. */
+STRATA_API int strata_client_server_onesided(const strata_client_t *client, uint32_t i);
+
+/* ------------------------------------------------------------------------ */
 /* Hashing and routing, shared by every client and server                   */
 /* ------------------------------------------------------------------------ */
 
