@@ -66,8 +66,8 @@ static wire_hdr_t wire_hdr_load(const wire_hdr_t *h)
 
 static int wire_name_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 /** n bytes at p are all zero. */
@@ -81,8 +81,8 @@ static int wire_all_zero(const uint8_t *p, size_t n)
 
 static const char *wire_type_name(uint8_t type)
 {
-    static const char *const names[] = {"?",        "HELLO", "AUTH", "LIST",   "DESCRIBE",
-                                        "LOOKUP",   "PUSH",  "CREATE", "DROP", "STATS"};
+    static const char *const names[] = {"?",      "HELLO", "AUTH",   "LIST", "DESCRIBE",
+                                        "LOOKUP", "PUSH",  "CREATE", "DROP", "STATS"};
     uint8_t t = type & (uint8_t)~WIRE_REPLY_BIT;
     return t >= 1 && t <= WIRE_TYPE_MAX ? names[t] : "?";
 }
@@ -121,8 +121,8 @@ static strata_status_t wire_check_fields(const wire_hdr_t *h, int is_reply)
     if (t == WIRE_LOOKUP) {
         uint32_t known = WIRE_LOOKUP_INIT_MISSING | WIRE_LOOKUP_WANT_LOC;
         if (!is_reply && (h->flags & ~known))
-            return core_fail(STRATA_ERR_PROTOCOL,
-                             "wire: LOOKUP request has unknown flag bits 0x%x", h->flags & ~known);
+            return core_fail(STRATA_ERR_PROTOCOL, "wire: LOOKUP request has unknown flag bits 0x%x",
+                             h->flags & ~known);
     } else if (h->flags != 0) {
         return core_fail(STRATA_ERR_PROTOCOL, "wire: %s %s has flags 0x%x; must be 0",
                          wire_type_name(t), side, h->flags);
@@ -134,8 +134,7 @@ static strata_status_t wire_check_fields(const wire_hdr_t *h, int is_reply)
     return STRATA_OK;
 }
 
-strata_status_t wire_check_hdr(const void *msg, size_t len, int is_reply,
-                               const wire_hdr_t **hdr_p)
+strata_status_t wire_check_hdr(const void *msg, size_t len, int is_reply, const wire_hdr_t **hdr_p)
 {
     if (len < sizeof(wire_hdr_t))
         return core_fail(STRATA_ERR_TRUNCATED,
@@ -176,10 +175,9 @@ strata_status_t wire_check_hdr(const void *msg, size_t len, int is_reply,
                          "wire: %s message has %zu bytes; its header declares %llu",
                          wire_type_name(t), len, (unsigned long long)declared);
     if (len > declared)
-        return core_fail(STRATA_ERR_PROTOCOL,
-                         "wire: %s message has %llu trailing bytes after its declared %llu",
-                         wire_type_name(t), (unsigned long long)(len - declared),
-                         (unsigned long long)declared);
+        return core_fail(
+            STRATA_ERR_PROTOCOL, "wire: %s message has %llu trailing bytes after its declared %llu",
+            wire_type_name(t), (unsigned long long)(len - declared), (unsigned long long)declared);
 
     strata_status_t st = wire_check_fields(h, is_reply);
     if (st != STRATA_OK)
@@ -194,16 +192,15 @@ strata_status_t wire_decode_lookup(const wire_hdr_t *h, uint32_t max_keys, const
 {
     wire_hdr_t hd = wire_hdr_load(h);
     if (hd.type != WIRE_LOOKUP)
-        return core_fail(STRATA_ERR_PROTOCOL, "wire: type 0x%02x is not a LOOKUP request",
-                         hd.type);
+        return core_fail(STRATA_ERR_PROTOCOL, "wire: type 0x%02x is not a LOOKUP request", hd.type);
     if (hd.count > max_keys)
         return core_fail(STRATA_ERR_TOO_LARGE, "wire: LOOKUP of %u keys; the session allows %u",
                          hd.count, max_keys);
     uint64_t want = 8ull * hd.count;
     if (hd.body_len != want)
         return core_fail(hd.body_len < want ? STRATA_ERR_TRUNCATED : STRATA_ERR_PROTOCOL,
-                         "wire: LOOKUP body of %u bytes; %u keys need %llu", hd.body_len,
-                         hd.count, (unsigned long long)want);
+                         "wire: LOOKUP body of %u bytes; %u keys need %llu", hd.body_len, hd.count,
+                         (unsigned long long)want);
     const uint64_t *keys = wire_body(h);
     if (!wire_aligned(keys, _Alignof(uint64_t)))
         return core_fail(STRATA_ERR_PROTOCOL, "wire: LOOKUP keys at %p are not 8-byte aligned",
@@ -266,14 +263,13 @@ size_t wire_lookup_reply_bytes(uint32_t count, uint32_t dim, int want_loc)
     return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
-strata_status_t wire_decode_lookup_reply(const wire_hdr_t *h, uint32_t expect_count,
-                                         uint32_t dim, int want_loc,
-                                         wire_lookup_reply_view_t *v)
+strata_status_t wire_decode_lookup_reply(const wire_hdr_t *h, uint32_t expect_count, uint32_t dim,
+                                         int want_loc, wire_lookup_reply_view_t *v)
 {
     wire_hdr_t hd = wire_hdr_load(h);
     if (dim < 1 || dim > STRATA_DIM_MAX)
-        return core_fail(STRATA_ERR_INVALID_PARAM,
-                         "wire_decode_lookup_reply: dim %u not in 1..%d", dim, STRATA_DIM_MAX);
+        return core_fail(STRATA_ERR_INVALID_PARAM, "wire_decode_lookup_reply: dim %u not in 1..%d",
+                         dim, STRATA_DIM_MAX);
     if (hd.type != (WIRE_LOOKUP | WIRE_REPLY_BIT))
         return core_fail(STRATA_ERR_PROTOCOL, "wire: type 0x%02x is not a LOOKUP reply", hd.type);
     if (hd.status < 0)
@@ -414,8 +410,8 @@ void wire_encode_schema(const strata_table_schema_t *s, uint32_t shards_per_serv
     if ((fm & STRATA_SCHEMA_FIELD_NAME) && s->name)
         memcpy(w->name, s->name, strnlen(s->name, WIRE_NAME_BYTES));
     w->dim = (fm & STRATA_SCHEMA_FIELD_DIM) ? s->dim : 0;
-    w->elem_type = (fm & STRATA_SCHEMA_FIELD_ELEM_TYPE) ? (uint32_t)s->elem_type
-                                                        : (uint32_t)STRATA_ELEM_FP32;
+    w->elem_type =
+        (fm & STRATA_SCHEMA_FIELD_ELEM_TYPE) ? (uint32_t)s->elem_type : (uint32_t)STRATA_ELEM_FP32;
 
     strata_optimizer_params_t opt_in, opt;
     memset(&opt_in, 0, sizeof(opt_in));
@@ -443,8 +439,8 @@ void wire_encode_schema(const strata_table_schema_t *s, uint32_t shards_per_serv
     w->init_seed = init.seed;
 
     w->admission_threshold = (fm & STRATA_SCHEMA_FIELD_ADMISSION) ? s->admission_threshold : 0;
-    w->eviction = (fm & STRATA_SCHEMA_FIELD_EVICTION) ? (uint32_t)s->eviction
-                                                      : (uint32_t)STRATA_EVICT_NONE;
+    w->eviction =
+        (fm & STRATA_SCHEMA_FIELD_EVICTION) ? (uint32_t)s->eviction : (uint32_t)STRATA_EVICT_NONE;
     w->shards_per_server = shards_per_server;
     w->capacity = (fm & STRATA_SCHEMA_FIELD_CAPACITY) ? s->capacity : 0;
     w->ttl_seconds = (fm & STRATA_SCHEMA_FIELD_TTL) ? s->ttl_seconds : 0;
@@ -452,8 +448,8 @@ void wire_encode_schema(const strata_table_schema_t *s, uint32_t shards_per_serv
 
 /** Check one shard descriptor at sd (aligned, inside the body) and its two
  *  rkeys; *off is its offset in the body and advances past the rkeys. */
-static strata_status_t wire_check_shard_desc(const uint8_t *body, uint64_t body_len,
-                                             uint32_t i, uint32_t total_shards, uint64_t *off)
+static strata_status_t wire_check_shard_desc(const uint8_t *body, uint64_t body_len, uint32_t i,
+                                             uint32_t total_shards, uint64_t *off)
 {
     const wire_shard_desc_t *sd = (const wire_shard_desc_t *)(const void *)(body + *off);
     if (sd->reserved != 0)
@@ -463,8 +459,8 @@ static strata_status_t wire_check_shard_desc(const uint8_t *body, uint64_t body_
         return core_fail(STRATA_ERR_PROTOCOL,
                          "wire: DESCRIBE shard %u: global id %u is not below total_shards %u", i,
                          sd->shard, total_shards);
-    if (sd->arena_rkey_len < 1 || sd->arena_rkey_len > WIRE_RKEY_MAX ||
-        sd->index_rkey_len < 1 || sd->index_rkey_len > WIRE_RKEY_MAX)
+    if (sd->arena_rkey_len < 1 || sd->arena_rkey_len > WIRE_RKEY_MAX || sd->index_rkey_len < 1 ||
+        sd->index_rkey_len > WIRE_RKEY_MAX)
         return core_fail(STRATA_ERR_PROTOCOL,
                          "wire: DESCRIBE shard %u: rkey lengths %u / %u not in 1..%u", i,
                          sd->arena_rkey_len, sd->index_rkey_len, WIRE_RKEY_MAX);
@@ -503,8 +499,7 @@ strata_status_t wire_decode_describe_reply(const wire_hdr_t *h, wire_describe_vi
 {
     wire_hdr_t hd = wire_hdr_load(h);
     if (hd.type != (WIRE_DESCRIBE | WIRE_REPLY_BIT))
-        return core_fail(STRATA_ERR_PROTOCOL, "wire: type 0x%02x is not a DESCRIBE reply",
-                         hd.type);
+        return core_fail(STRATA_ERR_PROTOCOL, "wire: type 0x%02x is not a DESCRIBE reply", hd.type);
     if (hd.status < 0)
         return core_fail(STRATA_ERR_PROTOCOL,
                          "wire: DESCRIBE reply is an error reply (status %d); read its message "
@@ -520,8 +515,10 @@ strata_status_t wire_decode_describe_reply(const wire_hdr_t *h, wire_describe_vi
      * descriptors, rkeys padded to 8), so the descriptors are aligned
      * exactly when the body is; each view is checked anyway. */
     if (!wire_aligned(body, _Alignof(wire_table_desc_t)))
-        return core_fail(STRATA_ERR_PROTOCOL, "wire: DESCRIBE reply body at %p is not 8-byte "
-                         "aligned", (const void *)body);
+        return core_fail(STRATA_ERR_PROTOCOL,
+                         "wire: DESCRIBE reply body at %p is not 8-byte "
+                         "aligned",
+                         (const void *)body);
     const wire_table_desc_t *desc = (const wire_table_desc_t *)(const void *)body;
     if (desc->reserved != 0)
         return core_fail(STRATA_ERR_PROTOCOL, "wire: DESCRIBE reply reserved = %u, must be 0",

@@ -88,8 +88,8 @@ static int one_of(strata_status_t st, const strata_status_t *set, size_t n)
             return 1;
     return 0;
 }
-#define ONE_OF(st, ...) \
-    one_of((st), (const strata_status_t[]){__VA_ARGS__}, \
+#define ONE_OF(st, ...)                                                                            \
+    one_of((st), (const strata_status_t[]){__VA_ARGS__},                                           \
            sizeof((const strata_status_t[]){__VA_ARGS__}) / sizeof(strata_status_t))
 
 static int name_ok(const char *n)
@@ -134,8 +134,7 @@ static strata_status_t fuzz_schema(const uint8_t *p, size_t len)
     memset(&s, 0x5a, sizeof(s));
     memset(name, 0x5a, sizeof(name));
     strata_status_t st = wire_decode_schema(p, len, &s, name, &sps);
-    need(ONE_OF(st, STRATA_OK, STRATA_ERR_PROTOCOL, STRATA_ERR_TRUNCATED,
-                STRATA_ERR_INVALID_PARAM),
+    need(ONE_OF(st, STRATA_OK, STRATA_ERR_PROTOCOL, STRATA_ERR_TRUNCATED, STRATA_ERR_INVALID_PARAM),
          "wire_decode_schema status", st);
     if (st != STRATA_OK) {
         need(sps == 0xdeadbeef && (uint8_t)name[0] == 0x5a && s.dim == 0x5a5a5a5au,
@@ -230,8 +229,8 @@ static strata_status_t fuzz_lookup_reply(const wire_hdr_t *h, uint32_t expect, u
     for (uint64_t i = n; i < wire_pad8(n); i++)
         need(v.found[i] == 0, "found padding", st);
     if (want_loc)
-        need(v.loc && (const uint8_t *)v.loc == v.found + wire_pad8(n) &&
-                 inside(v.loc, 16 * n) && aligned(v.loc, 8),
+        need(v.loc && (const uint8_t *)v.loc == v.found + wire_pad8(n) && inside(v.loc, 16 * n) &&
+                 aligned(v.loc, 8),
              "loc view", st);
     else
         need(v.loc == NULL, "loc without WANT_LOC", st);
@@ -263,13 +262,13 @@ static strata_status_t fuzz_describe(const wire_hdr_t *h)
     const uint8_t *end = (const uint8_t *)wire_body(h) + sizeof(wire_table_desc_t);
     for (uint32_t i = 0; i < v.nlocal; i++) {
         const wire_shard_desc_t *sd = v.shard[i];
-        need((const uint8_t *)sd == end && inside(sd, sizeof(*sd)) && aligned(sd, 8),
-             "shard view", st);
-        need(sd->reserved == 0 && sd->shard < v.desc->total_shards &&
-                 sd->arena_rkey_len >= 1 && sd->arena_rkey_len <= WIRE_RKEY_MAX &&
-                 sd->index_rkey_len >= 1 && sd->index_rkey_len <= WIRE_RKEY_MAX &&
-                 sd->nbuckets >= 2 && (sd->nbuckets & (sd->nbuckets - 1)) == 0 &&
-                 sd->stride >= 64 && sd->stride % 64 == 0 && sd->arena_len % sd->stride == 0,
+        need((const uint8_t *)sd == end && inside(sd, sizeof(*sd)) && aligned(sd, 8), "shard view",
+             st);
+        need(sd->reserved == 0 && sd->shard < v.desc->total_shards && sd->arena_rkey_len >= 1 &&
+                 sd->arena_rkey_len <= WIRE_RKEY_MAX && sd->index_rkey_len >= 1 &&
+                 sd->index_rkey_len <= WIRE_RKEY_MAX && sd->nbuckets >= 2 &&
+                 (sd->nbuckets & (sd->nbuckets - 1)) == 0 && sd->stride >= 64 &&
+                 sd->stride % 64 == 0 && sd->arena_len % sd->stride == 0,
              "shard fields", st);
         need(v.arena_rkey[i] == (const void *)(sd + 1) &&
                  inside(v.arena_rkey[i], wire_pad8(sd->arena_rkey_len)),
@@ -320,8 +319,8 @@ static strata_status_t fuzz_message(const uint8_t *msg, size_t len, uint8_t sel,
     }
     need((const uint8_t *)h == msg && aligned(h, 8) && len == sizeof(*h) + h->body_len &&
              len <= WIRE_MSG_MAX && h->magic == WIRE_MAGIC && h->version == WIRE_VERSION &&
-             ((h->type & WIRE_REPLY_BIT) != 0) == is_reply &&
-             (h->type & 0x7f) >= 1 && (h->type & 0x7f) <= WIRE_TYPE_MAX,
+             ((h->type & WIRE_REPLY_BIT) != 0) == is_reply && (h->type & 0x7f) >= 1 &&
+             (h->type & 0x7f) <= WIRE_TYPE_MAX,
          "wire_check_hdr accepted a bad header", st);
     need(is_reply || h->status == 0, "request with a status", st);
     need(!is_reply || h->status >= 0 || h->body_len <= WIRE_ERRMSG_MAX, "long error text", st);
@@ -339,14 +338,21 @@ static strata_status_t fuzz_message(const uint8_t *msg, size_t len, uint8_t sel,
     if (h->status < 0)
         return STRATA_OK;
     switch (h->type) {
-    case WIRE_LOOKUP: return s_lookup;
-    case WIRE_PUSH: return s_push;
-    case WIRE_CREATE: return s_schema;
+    case WIRE_LOOKUP:
+        return s_lookup;
+    case WIRE_PUSH:
+        return s_push;
+    case WIRE_CREATE:
+        return s_schema;
     case WIRE_DESCRIBE:
-    case WIRE_DROP: return s_name;
-    case WIRE_LOOKUP | WIRE_REPLY_BIT: return s_reply;
-    case WIRE_DESCRIBE | WIRE_REPLY_BIT: return s_desc;
-    default: return STRATA_OK;
+    case WIRE_DROP:
+        return s_name;
+    case WIRE_LOOKUP | WIRE_REPLY_BIT:
+        return s_reply;
+    case WIRE_DESCRIBE | WIRE_REPLY_BIT:
+        return s_desc;
+    default:
+        return STRATA_OK;
     }
 }
 
@@ -356,7 +362,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t dimb = size > 1 ? data[1] : 1;
     uint8_t mk = size > 2 ? data[2] : 0xff;
     size_t skip = size < 3 ? size : 3;
-    uint32_t dim = dimb == 0 ? 0 : dimb == 0xff ? STRATA_DIM_MAX + 1 : dimb == 0xfe ? STRATA_DIM_MAX : dimb;
+    uint32_t dim = dimb == 0      ? 0
+                   : dimb == 0xff ? STRATA_DIM_MAX + 1
+                   : dimb == 0xfe ? STRATA_DIM_MAX
+                                  : dimb;
     uint32_t max_keys = (mk >> 1) == 127 ? UINT32_MAX : (uint32_t)(mk >> 1);
     int want_loc = mk & 1;
     size_t mis = (sel & 0x80) ? (size_t)((sel >> 2) & 7) : 0;
@@ -384,14 +393,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include "testutil.h"
 
-#define PARAM_BYTES 3u
+#define PARAM_BYTES  3u
 #define STATUS_SLOTS 32 /* counts indexed by -status (0 = OK) */
 
 /** A growable input: 3 parameter bytes, then the message. */
 typedef struct fbuf {
-    uint8_t *p;  /**< bytes; owned */
-    size_t len;  /**< bytes used */
-    size_t cap;  /**< bytes allocated */
+    uint8_t *p; /**< bytes; owned */
+    size_t len; /**< bytes used */
+    size_t cap; /**< bytes allocated */
 } fbuf_t;
 
 static void fb_reserve(fbuf_t *b, size_t n)
@@ -431,8 +440,8 @@ static void fb_rand(fbuf_t *b, test_rng_t *r, size_t n)
 
 /** Start an input: parameters and a header whose body_len is fixed up by
  *  fb_finish. */
-static void fb_begin(fbuf_t *b, uint8_t sel, uint8_t dimb, uint8_t mk, uint8_t type,
-                     uint32_t count, uint32_t table_id, uint32_t flags, int32_t status)
+static void fb_begin(fbuf_t *b, uint8_t sel, uint8_t dimb, uint8_t mk, uint8_t type, uint32_t count,
+                     uint32_t table_id, uint32_t flags, int32_t status)
 {
     b->len = 0;
     uint8_t params[PARAM_BYTES] = {sel, dimb, mk};
@@ -492,7 +501,8 @@ static void rand_schema(test_rng_t *r, wire_schema_t *w)
 /** max_keys parameter byte for at least `count` keys (count <= 126). */
 static uint8_t mk_byte(test_rng_t *r, uint32_t count, int want_loc)
 {
-    uint32_t mk = test_rng_below(r, 8) == 0 ? 127 : count + (uint32_t)test_rng_below(r, 127 - count);
+    uint32_t mk =
+        test_rng_below(r, 8) == 0 ? 127 : count + (uint32_t)test_rng_below(r, 127 - count);
     return (uint8_t)(mk << 1 | (want_loc ? 1 : 0));
 }
 
@@ -603,9 +613,8 @@ static void gen_valid(test_rng_t *r, fbuf_t *b)
             wire_shard_desc_t sd;
             memset(&sd, 0, sizeof(sd));
             sd.shard = (uint32_t)test_rng_below(r, total);
-            sd.arena_rkey_len = 1 + (uint32_t)(test_rng_below(r, 16) == 0
-                                                   ? WIRE_RKEY_MAX - 1
-                                                   : test_rng_below(r, 100));
+            sd.arena_rkey_len = 1 + (uint32_t)(test_rng_below(r, 16) == 0 ? WIRE_RKEY_MAX - 1
+                                                                          : test_rng_below(r, 100));
             sd.index_rkey_len = 1 + (uint32_t)test_rng_below(r, 100);
             sd.stride = 64 * (1 + test_rng_below(r, 8));
             sd.arena_len = sd.stride * test_rng_below(r, 1000);
@@ -625,8 +634,8 @@ static void gen_valid(test_rng_t *r, fbuf_t *b)
     case 17: { /* LOOKUP reply */
         uint32_t n = (uint32_t)test_rng_below(r, 20);
         int loc = (int)test_rng_below(r, 2);
-        fb_begin(b, 1, dimb, mk_byte(r, 0, loc), WIRE_LOOKUP | R, n, 0,
-                 (uint32_t)test_rng_next(r), 0);
+        fb_begin(b, 1, dimb, mk_byte(r, 0, loc), WIRE_LOOKUP | R, n, 0, (uint32_t)test_rng_next(r),
+                 0);
         for (uint32_t i = 0; i < n; i++) {
             uint8_t f = (uint8_t)test_rng_below(r, 4);
             fb_put(b, &f, 1);
@@ -684,12 +693,33 @@ static void gen_valid(test_rng_t *r, fbuf_t *b)
 
 static uint32_t edge_u32(test_rng_t *r, uint32_t orig)
 {
-    static const uint32_t edges[] = {0,          1,          2,          3,          7,
-                                     8,          63,         64,         65,         126,
-                                     127,        128,        240,        241,        1023,
-                                     1024,       1025,       4095,       4096,       4097,
-                                     0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff,
-                                     WIRE_MSG_MAX - 32, WIRE_MSG_MAX - 31, WIRE_MSG_MAX};
+    static const uint32_t edges[] = {0,
+                                     1,
+                                     2,
+                                     3,
+                                     7,
+                                     8,
+                                     63,
+                                     64,
+                                     65,
+                                     126,
+                                     127,
+                                     128,
+                                     240,
+                                     241,
+                                     1023,
+                                     1024,
+                                     1025,
+                                     4095,
+                                     4096,
+                                     4097,
+                                     0x7fffffff,
+                                     0x80000000,
+                                     0xfffffffe,
+                                     0xffffffff,
+                                     WIRE_MSG_MAX - 32,
+                                     WIRE_MSG_MAX - 31,
+                                     WIRE_MSG_MAX};
     size_t n = sizeof(edges) / sizeof(edges[0]);
     uint64_t k = test_rng_below(r, n + 4);
     if (k < n)
@@ -734,17 +764,31 @@ static void mutate(test_rng_t *r, fbuf_t *b)
             wire_hdr_t h;
             memcpy(&h, msg, sizeof(h));
             switch (test_rng_below(r, 8)) {
-            case 0: h.magic = (uint16_t)edge_u32(r, h.magic); break;
-            case 1: h.version = (uint8_t)test_rng_below(r, 4); break;
+            case 0:
+                h.magic = (uint16_t)edge_u32(r, h.magic);
+                break;
+            case 1:
+                h.version = (uint8_t)test_rng_below(r, 4);
+                break;
             case 2:
                 h.type = test_rng_below(r, 2) ? (uint8_t)(h.type ^ WIRE_REPLY_BIT)
                                               : (uint8_t)test_rng_below(r, 256);
                 break;
-            case 3: h.body_len = edge_u32(r, h.body_len); break;
-            case 4: h.status = (int32_t)edge_u32(r, (uint32_t)h.status); break;
-            case 5: h.table_id = edge_u32(r, h.table_id); break;
-            case 6: h.count = edge_u32(r, h.count); break;
-            default: h.flags = edge_u32(r, h.flags); break;
+            case 3:
+                h.body_len = edge_u32(r, h.body_len);
+                break;
+            case 4:
+                h.status = (int32_t)edge_u32(r, (uint32_t)h.status);
+                break;
+            case 5:
+                h.table_id = edge_u32(r, h.table_id);
+                break;
+            case 6:
+                h.count = edge_u32(r, h.count);
+                break;
+            default:
+                h.flags = edge_u32(r, h.flags);
+                break;
             }
             memcpy(msg, &h, sizeof(h));
             break;
@@ -874,9 +918,12 @@ int main(int argc, char **argv)
             printf("  %-60s %llu\n", strata_status_string((strata_status_t)-s),
                    (unsigned long long)counts[s]);
     /* A mutator that no longer reaches a refusal is a broken test. */
-    const strata_status_t must[] = {STRATA_OK,          STRATA_ERR_TRUNCATED,
-                                    STRATA_ERR_PROTOCOL, STRATA_ERR_VERSION,
-                                    STRATA_ERR_TOO_LARGE, STRATA_ERR_DIM_MISMATCH,
+    const strata_status_t must[] = {STRATA_OK,
+                                    STRATA_ERR_TRUNCATED,
+                                    STRATA_ERR_PROTOCOL,
+                                    STRATA_ERR_VERSION,
+                                    STRATA_ERR_TOO_LARGE,
+                                    STRATA_ERR_DIM_MISMATCH,
                                     STRATA_ERR_INVALID_PARAM};
     if (iters >= 20000)
         for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)

@@ -22,15 +22,15 @@
 #include "testutil.h"
 
 /** expr must return exactly want; an error must explain itself. */
-#define CHECK_ST(expr, want)                                                          \
-    do {                                                                              \
-        (void)core_fail(STRATA_OK, "%s", "");                                         \
-        strata_status_t st_ = (expr);                                                 \
-        strata_status_t want_ = (want);                                               \
-        CHECK(st_ == want_, "%s -> %s, expected %s (%s)", #expr, strata_status_string(st_), \
-              strata_status_string(want_), strata_last_error());                      \
-        CHECK(want_ == STRATA_OK || strata_last_error()[0] != '\0',                   \
-              "%s failed without a message", #expr);                                  \
+#define CHECK_ST(expr, want)                                                                       \
+    do {                                                                                           \
+        (void)core_fail(STRATA_OK, "%s", "");                                                      \
+        strata_status_t st_ = (expr);                                                              \
+        strata_status_t want_ = (want);                                                            \
+        CHECK(st_ == want_, "%s -> %s, expected %s (%s)", #expr, strata_status_string(st_),        \
+              strata_status_string(want_), strata_last_error());                                   \
+        CHECK(want_ == STRATA_OK || strata_last_error()[0] != '\0', "%s failed without a message", \
+              #expr);                                                                              \
     } while (0)
 
 /* --- message buffers --------------------------------------------------------- */
@@ -38,9 +38,9 @@
 /** A message whose first byte sits `misalign` bytes past a 16-byte
  *  boundary and whose last byte is the last of its allocation. */
 typedef struct msg {
-    uint8_t *base;  /**< malloc'ed; owned */
-    uint8_t *p;     /**< the message */
-    size_t len;     /**< its bytes */
+    uint8_t *base; /**< malloc'ed; owned */
+    uint8_t *p;    /**< the message */
+    size_t len;    /**< its bytes */
 } msg_t;
 
 static msg_t msg_make(const wire_hdr_t *h, const void *body, size_t body_bytes, size_t misalign)
@@ -70,12 +70,12 @@ static const wire_hdr_t *msg_hdr(const msg_t *m)
 }
 
 /** Patch a header field in place (memcpy: the message may be misaligned). */
-#define MSG_SET(m, field, value)                                                \
-    do {                                                                        \
-        wire_hdr_t h_;                                                          \
-        memcpy(&h_, (m)->p, sizeof(h_));                                        \
-        h_.field = (value);                                                     \
-        memcpy((m)->p, &h_, sizeof(h_));                                        \
+#define MSG_SET(m, field, value)                                                                   \
+    do {                                                                                           \
+        wire_hdr_t h_;                                                                             \
+        memcpy(&h_, (m)->p, sizeof(h_));                                                           \
+        h_.field = (value);                                                                        \
+        memcpy((m)->p, &h_, sizeof(h_));                                                           \
     } while (0)
 
 static wire_hdr_t hdr_of(uint8_t type, uint32_t body_len, uint32_t count)
@@ -728,8 +728,8 @@ static void test_name(void)
         for (size_t j = strlen(good[i]); j < WIRE_NAME_BYTES; j++)
             CHECK(out[j] == 0, "out not zero-padded");
     }
-    const char *bad[] = {"", "a b", "a/b", "a:b", "tab\tx", "nl\n", "\x80", "caf\xc3\xa9",
-                         "x\x7f", "semi;", long64};
+    const char *bad[] = {"",     "a b",         "a/b",   "a:b",   "tab\tx", "nl\n",
+                         "\x80", "caf\xc3\xa9", "x\x7f", "semi;", long64};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         name_field(in, bad[i]);
         memset(out, 0x55, sizeof(out));
@@ -785,9 +785,8 @@ static void check_schema_eq(const strata_table_schema_t *a, const strata_table_s
     CHECK(strcmp(a->name, b->name) == 0, "name %s vs %s", a->name, b->name);
     CHECK(a->dim == b->dim && a->elem_type == b->elem_type, "dim/elem_type");
     CHECK(a->optimizer.type == b->optimizer.type, "opt type");
-#define SAME_FLOAT(f)                                                             \
-    CHECK(memcmp(&a->f, &b->f, sizeof(float)) == 0, #f ": %g vs %g", (double)a->f, \
-          (double)b->f)
+#define SAME_FLOAT(f)                                                                              \
+    CHECK(memcmp(&a->f, &b->f, sizeof(float)) == 0, #f ": %g vs %g", (double)a->f, (double)b->f)
     SAME_FLOAT(optimizer.lr);
     SAME_FLOAT(optimizer.eps);
     SAME_FLOAT(optimizer.beta1);
@@ -800,8 +799,7 @@ static void check_schema_eq(const strata_table_schema_t *a, const strata_table_s
     SAME_FLOAT(initializer.a);
     SAME_FLOAT(initializer.b);
 #undef SAME_FLOAT
-    CHECK(a->initializer.type == b->initializer.type &&
-              a->initializer.seed == b->initializer.seed,
+    CHECK(a->initializer.type == b->initializer.type && a->initializer.seed == b->initializer.seed,
           "initializer");
     CHECK(a->capacity == b->capacity && a->admission_threshold == b->admission_threshold &&
               a->eviction == b->eviction && a->ttl_seconds == b->ttl_seconds,
@@ -975,8 +973,9 @@ static void check_describe_view(const desc_spec_t *sp, const wire_describe_view_
     const uint8_t *body = wire_body(h);
     for (uint32_t i = 0; i < sp->nlocal; i++) {
         CHECK((const uint8_t *)v->shard[i] == body + sp->shard_off[i], "shard %u view", i);
-        CHECK(v->shard[i]->shard == (i * 2) % sp->total && v->shard[i]->nbuckets == 1ull << (i + 1) &&
-                  v->shard[i]->stride == 128 && v->shard[i]->epoch == i + 1,
+        CHECK(v->shard[i]->shard == (i * 2) % sp->total &&
+                  v->shard[i]->nbuckets == 1ull << (i + 1) && v->shard[i]->stride == 128 &&
+                  v->shard[i]->epoch == i + 1,
               "shard %u fields", i);
         CHECK((const uint8_t *)v->arena_rkey[i] == body + sp->arena_off[i] &&
                   (const uint8_t *)v->index_rkey[i] == body + sp->index_off[i],
@@ -1034,8 +1033,7 @@ static void test_describe(void)
         desc_spec_t s0 = desc_spec3();
         s0.nlocal = 0;
         uint8_t *b0 = describe_body(&s0);
-        describe_patch(b0, s0.body_len, offsetof(wire_table_desc_t, total_shards), 1, 4,
-                       STRATA_OK);
+        describe_patch(b0, s0.body_len, offsetof(wire_table_desc_t, total_shards), 1, 4, STRATA_OK);
         describe_patch(b0, s0.body_len, offsetof(wire_table_desc_t, total_shards), 0, 4,
                        STRATA_ERR_PROTOCOL);
         free(b0);
@@ -1080,9 +1078,9 @@ static void test_describe(void)
     const size_t o_res = offsetof(wire_table_desc_t, reserved);
     describe_patch(body, len, o_res, 1, 4, STRATA_ERR_PROTOCOL);
     describe_patch(body, len, o_total, 0, 4, STRATA_ERR_PROTOCOL);
-    describe_patch(body, len, o_total, 2, 4, STRATA_ERR_PROTOCOL); /* nlocal 3 > total 2 */
-    describe_patch(body, len, o_total, 4, 4, STRATA_ERR_PROTOCOL); /* shard id 4 >= total 4 */
-    describe_patch(body, len, o_total, 5, 4, STRATA_OK);           /* shard ids 0, 2, 4 < 5 */
+    describe_patch(body, len, o_total, 2, 4, STRATA_ERR_PROTOCOL);  /* nlocal 3 > total 2 */
+    describe_patch(body, len, o_total, 4, 4, STRATA_ERR_PROTOCOL);  /* shard id 4 >= total 4 */
+    describe_patch(body, len, o_total, 5, 4, STRATA_OK);            /* shard ids 0, 2, 4 < 5 */
     describe_patch(body, len, o_nlocal, 2, 4, STRATA_ERR_PROTOCOL); /* trailing shard */
     describe_patch(body, len, o_nlocal, 4, 4, STRATA_ERR_TRUNCATED);
     describe_patch(body, len, o_nlocal, STRATA_SHARDS_MAX + 1, 4, STRATA_ERR_PROTOCOL);
@@ -1202,7 +1200,8 @@ static void test_describe(void)
 
 static void test_errmsg(void)
 {
-    const char text[] = "no table \"x\"\n\tbad\xff\x01" "end";
+    const char text[] = "no table \"x\"\n\tbad\xff\x01"
+                        "end";
     size_t tlen = sizeof(text) - 1;
     wire_hdr_t x = hdr_of(WIRE_DESCRIBE | WIRE_REPLY_BIT, (uint32_t)tlen, 0);
     x.status = STRATA_ERR_UNKNOWN_TABLE;
