@@ -81,12 +81,15 @@ typedef struct cl_shard {
     const uint8_t *index_local;   /**< mapped index or NULL */
 } cl_shard_t;
 
-typedef struct cl_loc {
-    uint64_t key;
-    uint64_t slot;            /**< UINT64_MAX: empty */
-    uint32_t incarnation;
-    uint32_t pad;
-} cl_loc_t;
+/** Location cache set: 8 entries in one cache line, each 0 (empty) or
+ *  (slot + 1) << 24 | fp24, fp24 = 24 bits of core_key_hash(key) not used
+ *  for the set index. A fingerprint collision only costs a read: the row
+ *  read there carries its key, and a row of another key is rejected. */
+typedef struct cl_loc_set {
+    uint64_t e[8];
+} __attribute__((aligned(64))) cl_loc_set_t;
+
+#define CL_LOC_SLOT_MAX ((1ull << 40) - 2)
 
 struct strata_rtable {
     strata_client_t *c;
@@ -99,8 +102,8 @@ struct strata_rtable {
     int stale[CL_MAX_SERVERS];         /**< re-describe before one-sided reads */
     int onesided_ok;                   /**< table allows it (no TTL) */
     cl_shard_t *shards;                /**< total_shards */
-    cl_loc_t *loc;                     /**< location cache */
-    uint64_t loc_mask;                 /**< entries - 1; loc NULL when none */
+    cl_loc_set_t *loc;                 /**< location cache; NULL when none */
+    uint64_t loc_mask;                 /**< sets - 1 */
 };
 
 /** One RPC in flight. */
@@ -525,9 +528,11 @@ static strata_status_t handshake(strata_client_t *c, uint32_t i)
     if (s->max_msg > WIRE_MSG_MAX)
         s->max_msg = WIRE_MSG_MAX;
     /* the handshake's round trips finished wire-up: lanes are final */
-    /* UCX 1.13 gives client-server (sockaddr) endpoints tcp lanes only on
-     * one host; shared memory is reached through ucp_rkey_ptr instead
-     * (s->mapped, set when a table's rkeys are unpacked). */
+    /* Endpoints use UCP_ERR_HANDLING_MODE_PEER (a dead server must become
+     * an error, not a hang), and UCX 1.13 then leaves shared-memory
+     * transports out: between processes of one host the lanes are TCP.
+     * Shared memory is reached through ucp_rkey_ptr instead (s->mapped,
+     * set when a table's rkeys are unpacked). */
     s->direct = rdma_ep_gets_direct(s->ep);
     return STRATA_OK;
 }
@@ -858,13 +863,13 @@ strata_status_t strata_client_open_table(strata_client_t *c, const char *name,
     for (uint32_t i = 0; st == STRATA_OK && i < c->nservers; i++)
         st = describe(t, i);
     if (st == STRATA_OK && c->loc_entries) {
-        t->loc = core_malloc((size_t)c->loc_entries * sizeof(cl_loc_t));
+        uint64_t sets = c->loc_entries / 8 ? c->loc_entries / 8 : 1;
+        t->loc = core_aligned_alloc(64, sets * sizeof(cl_loc_set_t));
         if (!t->loc)
             st = core_fail(STRATA_ERR_NOMEM, "location cache: out of memory");
         else {
-            for (uint32_t e = 0; e < c->loc_entries; e++)
-                t->loc[e].slot = UINT64_MAX;
-            t->loc_mask = c->loc_entries - 1;
+            memset(t->loc, 0, sets * sizeof(cl_loc_set_t));
+            t->loc_mask = sets - 1;
         }
     }
     if (st != STRATA_OK) {
@@ -944,19 +949,51 @@ static strata_status_t op_dedup(cl_op_t *op)
     return STRATA_OK;
 }
 
-static inline cl_loc_t *loc_entry(strata_rtable_t *t, uint64_t key)
+static inline cl_loc_set_t *loc_set(const strata_rtable_t *t, uint64_t h)
 {
-    return &t->loc[core_key_hash(key) & t->loc_mask];
+    return &t->loc[(h >> 24) & t->loc_mask];
 }
 
-static inline void loc_put(strata_rtable_t *t, uint64_t key, uint64_t slot, uint32_t inc)
+static inline uint64_t loc_fp(uint64_t h)
+{
+    return h >> 40;
+}
+
+/** Cached slot of the key with hash h, or UINT64_MAX. */
+static inline uint64_t loc_get(const strata_rtable_t *t, uint64_t h)
 {
     if (!t->loc)
+        return UINT64_MAX;
+    const cl_loc_set_t *set = loc_set(t, h);
+    uint64_t fp = loc_fp(h);
+    for (int i = 0; i < 8; i++)
+        if (set->e[i] && (set->e[i] & 0xffffff) == fp)
+            return (set->e[i] >> 24) - 1;
+    return UINT64_MAX;
+}
+
+/** Remember (or, with slot UINT64_MAX, forget) the key's slot. */
+static inline void loc_put(strata_rtable_t *t, uint64_t h, uint64_t slot)
+{
+    if (!t->loc || (slot != UINT64_MAX && slot > CL_LOC_SLOT_MAX))
         return;
-    cl_loc_t *e = loc_entry(t, key);
-    e->key = key;
-    e->slot = slot;
-    e->incarnation = inc;
+    cl_loc_set_t *set = loc_set(t, h);
+    uint64_t fp = loc_fp(h);
+    uint64_t ent = slot == UINT64_MAX ? 0 : ((slot + 1) << 24) | fp;
+    int victim = -1;
+    for (int i = 0; i < 8; i++) {
+        if (set->e[i] && (set->e[i] & 0xffffff) == fp) {
+            set->e[i] = ent;
+            return;
+        }
+        if (!set->e[i] && victim < 0)
+            victim = i;
+    }
+    if (slot == UINT64_MAX)
+        return;
+    if (victim < 0)
+        victim = (int)((h >> 16) & 7); /* a full set: a pseudo-random way */
+    set->e[victim] = ent;
 }
 
 static inline uint32_t key_server(const strata_rtable_t *t, uint64_t key, uint32_t *g_p)
@@ -989,8 +1026,96 @@ static strata_status_t gb_add(get_batch_t *b, ucp_ep_h ep, ucp_rkey_h rkey, uint
     return STRATA_OK;
 }
 
+/** Validate a row whose header was copied to hdr and embedding to emb
+ *  (the rules of core_row_validate; any incarnation: the key decides). */
+static inline core_row_check_t row_check(const core_row_t *hdr, const float *emb, uint32_t dim,
+                                         uint64_t key)
+{
+    if (hdr->seq & 1)
+        return CORE_ROW_TORN;
+    if (core_row_checksum(hdr->seq, hdr->key, hdr->incarnation, hdr->flags, emb, dim) !=
+        hdr->checksum)
+        return CORE_ROW_TORN;
+    if (!(hdr->flags & CORE_ROW_LIVE) || hdr->key != key)
+        return CORE_ROW_MISMATCH;
+    return CORE_ROW_OK;
+}
+
+/** Read a row out of a mapped arena straight into out and validate it,
+ *  re-reading a torn copy up to CL_TORN_RETRIES times. */
+static core_row_check_t mapped_read(strata_client_t *c, const cl_shard_t *sh, uint64_t slot,
+                                    uint64_t key, uint32_t dim, float *out)
+{
+    const uint8_t *src = sh->arena_local + slot * sh->stride;
+    for (int tries = 1;; tries++) {
+        core_row_t hdr;
+        memcpy(&hdr, src, sizeof(hdr));
+        memcpy(out, src + sizeof(hdr), 4ull * dim);
+        core_row_check_t chk = row_check(&hdr, out, dim, key);
+        if (chk != CORE_ROW_TORN || tries >= CL_TORN_RETRIES)
+            return chk;
+        c->stats.torn_retries++;
+    }
+}
+
+static inline void prefetch_lines(const void *p, size_t bytes)
+{
+    const char *q = p;
+    for (size_t off = 0; off < bytes; off += 64)
+        __builtin_prefetch(q + off, 0, 3);
+}
+
+/** Look key up in a mapped shard: location cache, then the index. Returns
+ *  1 with the row in out, 0 to ask the server. */
+static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_t *sh,
+                         uint64_t key, uint64_t h, uint64_t cslot, float *out)
+{
+    uint32_t dim = t->dim;
+    uint64_t nslots = sh->arena_len / sh->stride;
+    if (cslot != UINT64_MAX && cslot < nslots) {
+        core_row_check_t chk = mapped_read(c, sh, cslot, key, dim, out);
+        if (chk == CORE_ROW_OK) {
+            c->stats.onesided_hits++;
+            return 1;
+        }
+        if (chk == CORE_ROW_TORN)
+            return 0;
+        c->stats.stale_locations++;
+        loc_put(t, h, UINT64_MAX);
+    }
+    /* the index: both candidate buckets, every entry with the fingerprint */
+    uint16_t fp = core_fingerprint(h);
+    uint64_t b[2] = {core_bucket1(h, sh->nbuckets), core_bucket2(h, sh->nbuckets)};
+    for (int k = 0; k < 2; k++) {
+        const core_bucket_t *bk = (const core_bucket_t *)(sh->index_local + b[k] * CORE_BUCKET_BYTES);
+        for (unsigned e = 0; e < CORE_BUCKET_ENTRIES; e++) {
+            uint64_t ent = __atomic_load_n(&bk->entry[e], __ATOMIC_RELAXED);
+            if (!ent || core_entry_fp(ent) != fp)
+                continue;
+            uint64_t slot = core_entry_slot(ent);
+            if (slot >= nslots)
+                continue;
+            if (mapped_read(c, sh, slot, key, dim, out) == CORE_ROW_OK) {
+                loc_put(t, h, slot);
+                c->stats.onesided_index++;
+                return 1;
+            }
+        }
+    }
+    return 0; /* absent, moved by growth, or torn too often: the server decides */
+}
+
 /** One-sided phase of a lookup. Keys it resolves get their rows in out
- *  and found; the rest are appended to rpc_pos. */
+ *  and STRATA_ROW_FOUND; the rest are appended to rpc_pos.
+ *
+ *  Mapped shards (shared memory) are read with loads, software-pipelined:
+ *  a key's cache set is prefetched 2*CL_DIST keys ahead, its row (or its
+ *  buckets) CL_DIST keys ahead, so misses overlap with the copying and
+ *  checksumming of earlier keys. Other one-sided shards (RDMA) go in rounds of
+ *  gets: cached rows and bucket pairs, then rows found in buckets, then
+ *  re-reads of torn copies; one flush per round. */
+#define CL_DIST 6   /* keys between pipeline stages */
+#define CL_RING 16  /* ring entries: a power of two > 2 * CL_DIST */
 static strata_status_t op_onesided(cl_op_t *op)
 {
     strata_rtable_t *t = op->t;
@@ -999,160 +1124,186 @@ static strata_status_t op_onesided(cl_op_t *op)
     size_t rowb = core_row_bytes(dim);
     size_t rowb_al = (rowb + 63) & ~(size_t)63;
     uint32_t nu = op->nu;
-    /* per unique key: state 0 = needs rpc, 1 = resolved; stage buffers */
-    uint8_t *rowbuf = core_malloc((size_t)nu * rowb_al + 64);
-    core_bucket_t *bk = core_malloc((size_t)nu * 2 * sizeof(core_bucket_t) + 64);
-    uint8_t *state = core_calloc(nu ? nu : 1, 1);      /* 0 todo, 1 done, 2 rpc */
-    uint8_t *mode = core_calloc(nu ? nu : 1, 1);       /* 0 row by cache, 1 buckets, 2 row by index */
-    uint64_t *slot = core_malloc((nu ? nu : 1) * sizeof(uint64_t));
-    uint32_t *inc = core_malloc((nu ? nu : 1) * sizeof(uint32_t));
-    uint8_t *tries = core_calloc(nu ? nu : 1, 1);
-    get_batch_t gb = {0};
     strata_status_t st = STRATA_OK;
-    if (!rowbuf || !bk || !state || !mode || !slot || !inc || !tries) {
-        st = core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
-        goto out;
-    }
-    uint8_t *rows = (uint8_t *)(((uintptr_t)rowbuf + 63) & ~(uintptr_t)63);
-    core_bucket_t *bks = (core_bucket_t *)(((uintptr_t)bk + 63) & ~(uintptr_t)63);
     /* refresh stale layouts first */
     for (uint32_t i = 0; i < c->nservers; i++) {
         if (t->stale[i] && server_onesided(c, i) && !c->servers[i].dead) {
             st = describe(t, i);
             if (st != STRATA_OK)
-                goto out;
+                return st;
             c->stats.relayouts++;
         }
     }
-    /* classify */
-    for (uint32_t u = 0; u < nu; u++) {
-        uint64_t key = op->ukeys[u];
-        uint32_t g;
-        uint32_t sv = key_server(t, key, &g);
-        if (!server_onesided(c, sv) || !t->shards[g].valid || !t->onesided_ok) {
-            state[u] = 2;
-            continue;
+    uint32_t *gets_pos = NULL; /* unique keys for the RDMA-get path */
+    uint32_t ngets = 0;
+    /* software pipeline over the unique keys, rings of CL_RING entries:
+     * stage A (key u + 2*CL_DIST): hash, route, prefetch its cache set;
+     * stage B (key u + CL_DIST): read the cache set, prefetch the row (or
+     * the two buckets); stage C (key u): copy and validate. */
+    uint64_t hs[CL_RING], cs[CL_RING];
+    uint32_t gs[CL_RING];
+    uint8_t kind[CL_RING]; /* 0 rpc, 1 mapped, 2 gets */
+    for (uint64_t i = 0; i < (uint64_t)nu + 2 * CL_DIST; i++) {
+        if (i < nu) { /* stage A on key i */
+            uint32_t r = (uint32_t)i & (CL_RING - 1);
+            uint64_t key = op->ukeys[i];
+            uint32_t sv = key_server(t, key, &gs[r]);
+            const cl_shard_t *sh = &t->shards[gs[r]];
+            hs[r] = core_key_hash(key);
+            if (!server_onesided(c, sv) || !sh->valid || !t->onesided_ok)
+                kind[r] = 0;
+            else
+                kind[r] = sh->arena_local && sh->index_local ? 1 : 2;
+            if (kind[r] == 1 && t->loc)
+                __builtin_prefetch(loc_set(t, hs[r]), 0, 3);
         }
-        cl_loc_t *e = t->loc ? loc_entry(t, key) : NULL;
-        if (e && e->key == key && e->slot != UINT64_MAX) {
-            mode[u] = 0;
-            slot[u] = e->slot;
-            inc[u] = e->incarnation;
-        } else {
-            mode[u] = 1;
+        if (i >= CL_DIST && i - CL_DIST < nu) { /* stage B on key i - D */
+            uint32_t r = (uint32_t)(i - CL_DIST) & (CL_RING - 1);
+            if (kind[r] == 1) {
+                const cl_shard_t *sh = &t->shards[gs[r]];
+                cs[r] = loc_get(t, hs[r]);
+                if (cs[r] != UINT64_MAX && cs[r] < sh->arena_len / sh->stride) {
+                    prefetch_lines(sh->arena_local + cs[r] * sh->stride, rowb);
+                } else {
+                    __builtin_prefetch(sh->index_local +
+                                           core_bucket1(hs[r], sh->nbuckets) * CORE_BUCKET_BYTES,
+                                       0, 3);
+                    __builtin_prefetch(sh->index_local +
+                                           core_bucket2(hs[r], sh->nbuckets) * CORE_BUCKET_BYTES,
+                                       0, 3);
+                }
+            }
         }
+        if (i >= 2 * CL_DIST) { /* stage C on key u = i - 2D */
+            uint32_t u = (uint32_t)(i - 2 * CL_DIST);
+            uint32_t r = u & (CL_RING - 1);
+            if (kind[r] == 1 &&
+                mapped_lookup(c, t, &t->shards[gs[r]], op->ukeys[u], hs[r], cs[r],
+                              op->out + (size_t)op->first[u] * dim)) {
+                op->ufound[u] = STRATA_ROW_FOUND;
+            } else if (kind[r] == 2) {
+                if (!gets_pos) {
+                    gets_pos = core_malloc((size_t)nu * sizeof(uint32_t));
+                    if (!gets_pos)
+                        return core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
+                }
+                gets_pos[ngets++] = u;
+            } else {
+                op->rpc_pos[op->nrpc++] = u;
+            }
+        }
+    }
+    if (ngets == 0)
+        return STRATA_OK;
+
+    /* --- RDMA gets, in rounds ---------------------------------------------- */
+    uint8_t *rowbuf = core_malloc((size_t)ngets * rowb_al + 64);
+    core_bucket_t *bk = core_malloc((size_t)ngets * 2 * sizeof(core_bucket_t) + 64);
+    uint8_t *state = core_calloc(ngets, 1);    /* 0 todo, 1 done, 2 rpc */
+    uint8_t *mode = core_calloc(ngets, 1);     /* 0 row by cache, 1 buckets, 2 row by index */
+    uint64_t *slot = core_malloc(ngets * sizeof(uint64_t));
+    uint8_t *tries = core_calloc(ngets, 1);
+    get_batch_t gb = {0};
+    if (!rowbuf || !bk || !state || !mode || !slot || !tries) {
+        st = core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
+        goto out;
+    }
+    uint8_t *rows = (uint8_t *)(((uintptr_t)rowbuf + 63) & ~(uintptr_t)63);
+    core_bucket_t *bks = (core_bucket_t *)(((uintptr_t)bk + 63) & ~(uintptr_t)63);
+    for (uint32_t k = 0; k < ngets; k++) {
+        slot[k] = loc_get(t, core_key_hash(op->ukeys[gets_pos[k]]));
+        mode[k] = slot[k] == UINT64_MAX ? 1 : 0;
     }
     for (int round = 0; round < CL_TORN_RETRIES + 2; round++) {
         gb.n = 0;
         int any = 0;
-        /* post (or perform) this round's reads */
-        for (uint32_t u = 0; u < nu; u++) {
-            if (state[u] != 0)
+        for (uint32_t k = 0; k < ngets; k++) {
+            if (state[k] != 0)
                 continue;
             any = 1;
+            uint64_t key = op->ukeys[gets_pos[k]];
             uint32_t g;
-            uint32_t sv = key_server(t, op->ukeys[u], &g);
+            uint32_t sv = key_server(t, key, &g);
             cl_shard_t *sh = &t->shards[g];
             ucp_ep_h ep = c->servers[sv].ep;
-            if (mode[u] == 1) {
-                uint64_t h = core_key_hash(op->ukeys[u]);
+            if (mode[k] == 1) {
+                uint64_t h = core_key_hash(key);
                 uint64_t b1 = core_bucket1(h, sh->nbuckets), b2 = core_bucket2(h, sh->nbuckets);
-                core_bucket_t *dst = &bks[2 * (size_t)u];
-                if (sh->index_local) {
-                    memcpy(&dst[0], sh->index_local + b1 * CORE_BUCKET_BYTES, CORE_BUCKET_BYTES);
-                    memcpy(&dst[1], sh->index_local + b2 * CORE_BUCKET_BYTES, CORE_BUCKET_BYTES);
-                } else {
-                    st = gb_add(&gb, ep, sh->index_rkey, sh->index_addr + b1 * CORE_BUCKET_BYTES,
-                                &dst[0], CORE_BUCKET_BYTES, u);
-                    if (st == STRATA_OK)
-                        st = gb_add(&gb, ep, sh->index_rkey,
-                                    sh->index_addr + b2 * CORE_BUCKET_BYTES, &dst[1],
-                                    CORE_BUCKET_BYTES, u);
-                }
+                st = gb_add(&gb, ep, sh->index_rkey, sh->index_addr + b1 * CORE_BUCKET_BYTES,
+                            &bks[2 * (size_t)k], CORE_BUCKET_BYTES, k);
+                if (st == STRATA_OK)
+                    st = gb_add(&gb, ep, sh->index_rkey, sh->index_addr + b2 * CORE_BUCKET_BYTES,
+                                &bks[2 * (size_t)k + 1], CORE_BUCKET_BYTES, k);
+            } else if (slot[k] * sh->stride + rowb > sh->arena_len) {
+                state[k] = 2;
             } else {
-                if (slot[u] * sh->stride + rowb > sh->arena_len) {
-                    state[u] = 2;
-                    continue;
-                }
-                uint8_t *dst = rows + (size_t)u * rowb_al;
-                if (sh->arena_local)
-                    memcpy(dst, sh->arena_local + slot[u] * sh->stride, rowb);
-                else
-                    st = gb_add(&gb, ep, sh->arena_rkey, sh->arena_addr + slot[u] * sh->stride,
-                                dst, (uint32_t)rowb, u);
+                st = gb_add(&gb, ep, sh->arena_rkey, sh->arena_addr + slot[k] * sh->stride,
+                            rows + (size_t)k * rowb_al, (uint32_t)rowb, k);
             }
             if (st != STRATA_OK)
                 goto out;
         }
         if (!any)
             break;
-        if (gb.n) {
-            st = rdma_get_batch(c->w, gb.g, gb.n, 256, op->deadline);
-            if (st != STRATA_OK) {
-                /* reads failed (server gone, region unmapped): use RPC */
-                for (uint32_t u = 0; u < nu; u++)
-                    if (state[u] == 0)
-                        state[u] = 2;
-                st = STRATA_OK;
-                break;
-            }
+        if (gb.n && rdma_get_batch(c->w, gb.g, gb.n, 256, op->deadline) != STRATA_OK) {
+            /* reads failed (server gone, region unmapped): ask by RPC */
+            for (uint32_t k = 0; k < ngets; k++)
+                if (state[k] == 0)
+                    state[k] = 2;
+            break;
         }
-        /* validate */
-        for (uint32_t u = 0; u < nu; u++) {
-            if (state[u] != 0)
+        for (uint32_t k = 0; k < ngets; k++) {
+            if (state[k] != 0)
                 continue;
+            uint32_t u = gets_pos[k];
             uint64_t key = op->ukeys[u];
-            if (mode[u] == 1) {
-                /* find the entry with the key's fingerprint */
-                uint64_t h = core_key_hash(key);
+            uint64_t h = core_key_hash(key);
+            if (mode[k] == 1) {
                 uint16_t fp = core_fingerprint(h);
                 uint64_t cand = UINT64_MAX;
-                uint32_t g;
-                key_server(t, key, &g);
                 for (int b = 0; b < 2 && cand == UINT64_MAX; b++)
                     for (unsigned e = 0; e < CORE_BUCKET_ENTRIES; e++) {
-                        uint64_t ent = bks[2 * (size_t)u + b].entry[e];
+                        uint64_t ent = bks[2 * (size_t)k + b].entry[e];
                         if (ent && core_entry_fp(ent) == fp) {
                             cand = core_entry_slot(ent);
                             break;
                         }
                     }
-                if (cand == UINT64_MAX || cand >= t->shards[g].arena_len / t->shards[g].stride) {
-                    state[u] = 2; /* absent, or index changed: let the server say */
+                if (cand == UINT64_MAX) {
+                    state[k] = 2;
                 } else {
-                    mode[u] = 2;
-                    slot[u] = cand;
-                    inc[u] = UINT32_MAX;
+                    mode[k] = 2;
+                    slot[k] = cand;
                 }
                 continue;
             }
-            const uint8_t *copy = rows + (size_t)u * rowb_al;
-            core_row_check_t chk = core_row_validate(copy, dim, key, inc[u]);
+            const uint8_t *copy = rows + (size_t)k * rowb_al;
+            core_row_check_t chk = core_row_validate(copy, dim, key, UINT32_MAX);
             if (chk == CORE_ROW_OK) {
-                const core_row_t *row = (const core_row_t *)copy;
-                memcpy(op->out + (size_t)op->first[u] * dim, row->emb, dim * sizeof(float));
+                memcpy(op->out + (size_t)op->first[u] * dim, ((const core_row_t *)copy)->emb,
+                       dim * sizeof(float));
                 op->ufound[u] = STRATA_ROW_FOUND;
-                state[u] = 1;
-                if (mode[u] == 2) {
-                    loc_put(t, key, slot[u], row->incarnation);
+                state[k] = 1;
+                if (mode[k] == 2) {
+                    loc_put(t, h, slot[k]);
                     c->stats.onesided_index++;
                 } else {
                     c->stats.onesided_hits++;
                 }
-            } else if (chk == CORE_ROW_TORN && ++tries[u] < CL_TORN_RETRIES) {
+            } else if (chk == CORE_ROW_TORN && ++tries[k] < CL_TORN_RETRIES) {
                 c->stats.torn_retries++;
             } else {
-                if (chk == CORE_ROW_MISMATCH && mode[u] == 0) {
+                if (chk == CORE_ROW_MISMATCH && mode[k] == 0) {
                     c->stats.stale_locations++;
-                    loc_put(t, key, UINT64_MAX, 0);
+                    loc_put(t, h, UINT64_MAX);
                 }
-                state[u] = 2; /* fingerprint collision, reused slot, or torn too often */
+                state[k] = 2;
             }
         }
     }
-    for (uint32_t u = 0; u < nu; u++)
-        if (state[u] != 1)
-            op->rpc_pos[op->nrpc++] = u;
+    for (uint32_t k = 0; k < ngets; k++)
+        if (state[k] != 1)
+            op->rpc_pos[op->nrpc++] = gets_pos[k];
 out:
     core_free(gb.g);
     core_free(rowbuf);
@@ -1160,8 +1311,8 @@ out:
     core_free(state);
     core_free(mode);
     core_free(slot);
-    core_free(inc);
     core_free(tries);
+    core_free(gets_pos);
     return st;
 }
 
@@ -1331,7 +1482,7 @@ static void op_on_reply(cl_op_t *op, cl_pending_t *p, const wire_hdr_t *h)
         memcpy(op->out + (size_t)op->first[u] * dim, v.rows + (size_t)j * dim, dim * sizeof(float));
         op->ufound[u] = v.found[j];
         if (v.loc && v.loc[j].slot != UINT64_MAX)
-            loc_put(t, op->ukeys[u], v.loc[j].slot, v.loc[j].incarnation);
+            loc_put(t, core_key_hash(op->ukeys[u]), v.loc[j].slot);
     }
 }
 

@@ -303,6 +303,44 @@ strata_status_t rdma_ep_connect(rdma_worker_t *w, const char *host, uint16_t por
     return s == UCS_OK ? STRATA_OK : fail_ucs(s, "connect");
 }
 
+strata_status_t rdma_worker_address(rdma_worker_t *w, void **addr_p, size_t *len_p)
+{
+    ucp_address_t *a;
+    size_t len;
+    ucs_status_t s = ucp_worker_get_address(w->ucp, &a, &len);
+    if (s != UCS_OK)
+        return fail_ucs(s, "worker address");
+    *addr_p = a;
+    *len_p = len;
+    return STRATA_OK;
+}
+
+void rdma_worker_address_free(rdma_worker_t *w, void *addr)
+{
+    ucp_worker_release_address(w->ucp, addr);
+}
+
+strata_status_t rdma_ep_connect_address(rdma_worker_t *w, const void *addr,
+                                        rdma_ep_err_cb_t err_cb, void *err_arg, ucp_ep_h *ep_p)
+{
+    ucp_ep_params_t ep = {
+        .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER,
+        .address = addr,
+        .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+        .err_handler = {.cb = err_cb, .arg = err_arg},
+    };
+    if (!err_cb) {
+        /* no failure callback wanted: no error handling mode either, which
+         * lets UCX 1.13 use shared-memory transports (it excludes them
+         * under UCP_ERR_HANDLING_MODE_PEER) */
+        ep.field_mask &= ~(uint64_t)UCP_EP_PARAM_FIELD_ERR_HANDLER;
+        ep.err_mode = UCP_ERR_HANDLING_MODE_NONE;
+    }
+    ucs_status_t s = ucp_ep_create(w->ucp, &ep, ep_p);
+    return s == UCS_OK ? STRATA_OK : fail_ucs(s, "connect by address");
+}
+
 strata_status_t rdma_ep_accept(rdma_worker_t *w, ucp_conn_request_h req, rdma_ep_err_cb_t err_cb,
                                void *err_arg, ucp_ep_h *ep_p)
 {

@@ -91,6 +91,20 @@ typedef ucp_err_handler_cb_t rdma_ep_err_cb_t;
 strata_status_t rdma_ep_connect(rdma_worker_t *w, const char *host, uint16_t port,
                                 rdma_ep_err_cb_t err_cb, void *err_arg, ucp_ep_h *ep_p);
 
+/** The worker's address (ucp_worker_get_address), for peers that connect
+ *  by address instead of through a listener; free with
+ *  rdma_worker_address_free. */
+strata_status_t rdma_worker_address(rdma_worker_t *w, void **addr_p, size_t *len_p);
+void rdma_worker_address_free(rdma_worker_t *w, void *addr);
+
+/** Connect to a worker by its address (no listener). With err_cb NULL the
+ *  endpoint has no error handling mode, which lets UCX 1.13 use
+ *  shared-memory transports (it leaves them out under
+ *  UCP_ERR_HANDLING_MODE_PEER, which rdma_ep_connect and rdma_ep_accept
+ *  always use); with err_cb, PEER mode as elsewhere. */
+strata_status_t rdma_ep_connect_address(rdma_worker_t *w, const void *addr,
+                                        rdma_ep_err_cb_t err_cb, void *err_arg, ucp_ep_h *ep_p);
+
 /** Accept a connection request (server side, from the listener). */
 strata_status_t rdma_ep_accept(rdma_worker_t *w, ucp_conn_request_h req, rdma_ep_err_cb_t err_cb,
                                void *err_arg, ucp_ep_h *ep_p);
