@@ -1065,8 +1065,10 @@ static inline void prefetch_lines(const void *p, size_t bytes)
         __builtin_prefetch(q + off, 0, 3);
 }
 
-/** Look key up in a mapped shard: location cache, then the index. Returns
- *  1 with the row in out, 0 to ask the server. */
+/** Look key up in a mapped shard: location cache, then the index.
+ *  Returns 1 with the row in out; 2 when the key is absent for certain
+ *  (not in the index, and the index's trailer, read after the buckets,
+ *  says it is still the shard's current one); 0 to ask the server. */
 static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_t *sh,
                          uint64_t key, uint64_t h, uint64_t cslot, float *out)
 {
@@ -1084,6 +1086,7 @@ static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_
         loc_put(t, h, UINT64_MAX);
     }
     /* the index: both candidate buckets, every entry with the fingerprint */
+    int torn = 0;
     uint16_t fp = core_fingerprint(h);
     uint64_t b[2] = {core_bucket1(h, sh->nbuckets), core_bucket2(h, sh->nbuckets)};
     for (int k = 0; k < 2; k++) {
@@ -1095,14 +1098,26 @@ static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_
             uint64_t slot = core_entry_slot(ent);
             if (slot >= nslots)
                 continue;
-            if (mapped_read(c, sh, slot, key, dim, out) == CORE_ROW_OK) {
+            core_row_check_t chk = mapped_read(c, sh, slot, key, dim, out);
+            if (chk == CORE_ROW_OK) {
                 loc_put(t, h, slot);
                 c->stats.onesided_index++;
                 return 1;
             }
+            torn |= chk == CORE_ROW_TORN;
         }
     }
-    return 0; /* absent, moved by growth, or torn too often: the server decides */
+    if (torn)
+        return 0; /* a candidate kept changing: the server decides */
+    /* Not in the buckets. The acquire load pairs with the writer's release
+     * store of retired after publishing a grown index: if the index is
+     * still current now, it held every acknowledged insert when read. */
+    const core_index_trailer_t *tr =
+        (const core_index_trailer_t *)(sh->index_local + sh->nbuckets * CORE_BUCKET_BYTES);
+    if (__atomic_load_n(&tr->retired, __ATOMIC_ACQUIRE) == 0)
+        return 2;
+    t->stale[sh->server] = 1; /* grown: re-read the layout before the next batch */
+    return 0;
 }
 
 /** One-sided phase of a lookup. Keys it resolves get their rows in out
@@ -1177,10 +1192,18 @@ static strata_status_t op_onesided(cl_op_t *op)
         if (i >= 2 * CL_DIST) { /* stage C on key u = i - 2D */
             uint32_t u = (uint32_t)(i - 2 * CL_DIST);
             uint32_t r = u & (CL_RING - 1);
-            if (kind[r] == 1 &&
-                mapped_lookup(c, t, &t->shards[gs[r]], op->ukeys[u], hs[r], cs[r],
-                              op->out + (size_t)op->first[u] * dim)) {
+            int got = kind[r] == 1 ? mapped_lookup(c, t, &t->shards[gs[r]], op->ukeys[u], hs[r],
+                                                   cs[r], op->out + (size_t)op->first[u] * dim)
+                                   : 0;
+            if (got == 1) {
                 op->ufound[u] = STRATA_ROW_FOUND;
+            } else if (got == 2 && !(op->flags & WIRE_LOOKUP_INIT_MISSING)) {
+                /* absent for certain: the initializer's values, as the
+                 * server would answer (core_init_row is deterministic) */
+                core_init_row(&t->schema.initializer, op->ukeys[u],
+                              op->out + (size_t)op->first[u] * dim, dim);
+                op->ufound[u] = STRATA_ROW_MISSING;
+                c->stats.onesided_absent++;
             } else if (kind[r] == 2) {
                 if (!gets_pos) {
                     gets_pos = core_malloc((size_t)nu * sizeof(uint32_t));

@@ -69,6 +69,21 @@ typedef struct core_bucket {
 
 _Static_assert(sizeof(core_bucket_t) == CORE_BUCKET_BYTES, "bucket is one cache line");
 
+/** The cache line after an index's last bucket (at index base + nbuckets *
+ *  64). A remote reader that found a key absent in the buckets it read
+ *  checks it afterwards: retired == 0 means the index was still the
+ *  shard's current one, so every insert acknowledged before the check is
+ *  in it and the key is truly absent; retired == 1 means a growth replaced
+ *  it (refresh the layout and ask again). */
+typedef struct core_index_trailer {
+    uint64_t retired;      /**< 0 while current; 1 once replaced (release store) */
+    uint64_t epoch;        /**< this index's epoch */
+    uint64_t nbuckets;     /**< this index's bucket count */
+    uint64_t reserved[5];  /**< 0 */
+} __attribute__((aligned(64))) core_index_trailer_t;
+
+_Static_assert(sizeof(core_index_trailer_t) == CORE_BUCKET_BYTES, "trailer is one cache line");
+
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Strata's RDMA-readable layouts assume a little-endian host"
 #endif

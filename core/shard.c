@@ -144,7 +144,8 @@ static strata_status_t index_create(core_shard_t *s, uint64_t nbuckets, uint64_t
     core_index_t *ix = core_calloc(1, sizeof(*ix));
     if (!ix)
         return core_fail(STRATA_ERR_NOMEM, "index header: out of memory");
-    strata_status_t st = core_region_alloc(s->ops, nbuckets * sizeof(core_bucket_t),
+    /* + one line: the trailer (core_index_trailer_t) after the buckets */
+    strata_status_t st = core_region_alloc(s->ops, (nbuckets + 1) * sizeof(core_bucket_t),
                                            s->cfg.huge_pages, &ix->region);
     if (st != STRATA_OK) {
         core_free(ix);
@@ -156,6 +157,9 @@ static strata_status_t index_create(core_shard_t *s, uint64_t nbuckets, uint64_t
     ix->buckets = ix->region.base;
     ix->nbuckets = nbuckets;
     ix->epoch = epoch;
+    core_index_trailer_t *tr = (core_index_trailer_t *)&ix->buckets[nbuckets];
+    tr->epoch = epoch;
+    tr->nbuckets = nbuckets;
     *ix_p = ix;
     return STRATA_OK;
 }
@@ -290,6 +294,12 @@ static strata_status_t index_grow(core_shard_t *s)
         /* Publish (pairs with index_get's acquire load), then wait until no
          * reader can still hold the old pointer. */
         __atomic_store_n(&s->index, ix, __ATOMIC_RELEASE);
+        /* Tell remote readers of the old index it is stale, before any
+         * insert goes to the new one (the writer continues only after
+         * this). Pairs with the reader's acquire load of the trailer after
+         * its bucket reads. */
+        core_index_trailer_t *tr = (core_index_trailer_t *)&old->buckets[old->nbuckets];
+        __atomic_store_n(&tr->retired, 1, __ATOMIC_RELEASE);
         urcu_bp_synchronize_rcu();
         index_destroy(s, old);
         return STRATA_OK;
@@ -1106,7 +1116,7 @@ void core_shard_get_stats(core_shard_t *s, core_shard_stats_t *st)
     uint64_t hwm = __atomic_load_n(&s->hwm, __ATOMIC_RELAXED);
     st->bytes_rows = hwm * s->stride;
     st->bytes_state = hwm * s->state_floats * sizeof(float);
-    st->bytes_index = st->nbuckets * sizeof(core_bucket_t);
+    st->bytes_index = (st->nbuckets + 1) * sizeof(core_bucket_t);
 }
 
 void core_shard_get_layout(core_shard_t *s, core_shard_layout_t *layout)

@@ -502,6 +502,8 @@ typedef struct strata_client_stats {
     uint64_t unique_keys;      /**< after dedup */
     uint64_t onesided_hits;    /**< rows read one-sided via the location cache */
     uint64_t onesided_index;   /**< rows found one-sided via the index (2 round trips) */
+    uint64_t onesided_absent;  /**< keys found absent one-sided (index current):
+                                    initializer values, no server involved */
     uint64_t rpc_keys;         /**< keys read by RPC (mode, misses, fallbacks) */
     uint64_t torn_retries;     /**< one-sided rows re-read after failing validation */
     uint64_t stale_locations;  /**< cached locations that held another row */

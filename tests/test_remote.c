@@ -227,12 +227,13 @@ int main(int argc, char **argv)
     strata_client_get_stats(ro, &st);
     fprintf(stderr,
             "test_remote %s: %llu rows compared; read-only client: %llu cache hits, %llu index "
-            "reads, %llu rpc keys, %llu torn retries, %llu relayouts\n",
+            "reads, %llu absent one-sided, %llu rpc keys, %llu torn retries, %llu relayouts\n",
             tr, (unsigned long long)compared, (unsigned long long)st.onesided_hits,
-            (unsigned long long)st.onesided_index, (unsigned long long)st.rpc_keys,
+            (unsigned long long)st.onesided_index, (unsigned long long)st.onesided_absent,
+            (unsigned long long)st.rpc_keys,
             (unsigned long long)st.torn_retries, (unsigned long long)st.relayouts);
     if (shm) {
-        CHECK(st.onesided_hits > 0 && st.onesided_index > 0,
+        CHECK(st.onesided_hits > 0 && st.onesided_index > 0 && st.onesided_absent > 0,
               "shared memory: the one-sided path was not used");
         CHECK(st.relayouts > 0, "the index grew but no client re-read the layout");
     } else {
