@@ -289,6 +289,7 @@ static strata_status_t rpc_post(strata_client_t *c, uint32_t i, cl_pending_t *p,
     ((wire_hdr_t *)msg)->req_id = p->req_id;
     s->inflight++;
     c->stats.rpcs++;
+    c->stats.bytes_sent += len;
     strata_status_t st = rdma_am_send(s->ep, WIRE_AM_REQUEST, msg, len, &p->slot);
     if (st == STRATA_OK) {
         p->sent = 1;
@@ -328,6 +329,7 @@ static ucs_status_t on_reply(void *arg, const void *header, size_t header_length
         }
         memcpy(buf, data, length);
     }
+    c->stats.bytes_received += length;
     if (wire_check_hdr(buf, length, 1, &h) != STRATA_OK)
         goto out;
     cl_pending_t *p = &c->pending[h->req_id % CL_MAX_PENDING];
@@ -660,6 +662,41 @@ void strata_client_destroy(strata_client_t *c)
     rdma_worker_destroy(c->w);
     rdma_ctx_destroy(c->ctx);
     core_free(c);
+}
+
+strata_status_t strata_rtable_get_stats(strata_rtable_t *t, strata_table_stats_t *stats,
+                                       double *server_cpu_s_p)
+{
+    if (!t || !stats)
+        return core_fail(STRATA_ERR_INVALID_PARAM, "table and stats must not be NULL");
+    strata_client_t *c = t->c;
+    strata_table_stats_t sum;
+    memset(&sum, 0, sizeof(sum));
+    double cpu = 0;
+    for (uint32_t i = 0; i < c->nservers; i++) {
+        wire_hdr_t *r;
+        strata_status_t st = rpc_call(c, i, WIRE_STATS, t->table_id[i], NULL, 0, &r);
+        if (st != STRATA_OK)
+            return st;
+        if (r->body_len != sizeof(wire_stats_t)) {
+            uint32_t got = r->body_len;
+            core_free(r);
+            return core_fail(STRATA_ERR_PROTOCOL, "server %u: STATS reply of %u bytes", i, got);
+        }
+        wire_stats_t ws;
+        memcpy(&ws, wire_body(r), sizeof(ws));
+        core_free(r);
+        uint64_t *dst = (uint64_t *)&sum;
+        _Static_assert(sizeof(strata_table_stats_t) == 15 * sizeof(uint64_t),
+                       "table stats are the 15 u64 of wire_stats_t");
+        for (int k = 0; k < 15; k++)
+            dst[k] += ws.v[k];
+        cpu += (double)ws.server_cpu_ns / 1e9;
+    }
+    *stats = sum;
+    if (server_cpu_s_p)
+        *server_cpu_s_p = cpu;
+    return STRATA_OK;
 }
 
 /** Whether reads of server i's rows go one-sided under the read mode. */
@@ -1048,6 +1085,7 @@ static core_row_check_t mapped_read(strata_client_t *c, const cl_shard_t *sh, ui
 {
     const uint8_t *src = sh->arena_local + slot * sh->stride;
     for (int tries = 1;; tries++) {
+        c->stats.bytes_onesided += CORE_ROW_HEADER_BYTES + 4ull * dim;
         core_row_t hdr;
         memcpy(&hdr, src, sizeof(hdr));
         memcpy(out, src + sizeof(hdr), 4ull * dim);
@@ -1089,6 +1127,7 @@ static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_
     int torn = 0;
     uint16_t fp = core_fingerprint(h);
     uint64_t b[2] = {core_bucket1(h, sh->nbuckets), core_bucket2(h, sh->nbuckets)};
+    c->stats.bytes_onesided += 2 * CORE_BUCKET_BYTES;
     for (int k = 0; k < 2; k++) {
         const core_bucket_t *bk = (const core_bucket_t *)(sh->index_local + b[k] * CORE_BUCKET_BYTES);
         for (unsigned e = 0; e < CORE_BUCKET_ENTRIES; e++) {
@@ -1114,6 +1153,7 @@ static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_
      * still current now, it held every acknowledged insert when read. */
     const core_index_trailer_t *tr =
         (const core_index_trailer_t *)(sh->index_local + sh->nbuckets * CORE_BUCKET_BYTES);
+    c->stats.bytes_onesided += CORE_BUCKET_BYTES;
     if (__atomic_load_n(&tr->retired, __ATOMIC_ACQUIRE) == 0)
         return 2;
     t->stale[sh->server] = 1; /* grown: re-read the layout before the next batch */
@@ -1268,6 +1308,8 @@ static strata_status_t op_onesided(cl_op_t *op)
         }
         if (!any)
             break;
+        for (size_t q = 0; q < gb.n; q++)
+            c->stats.bytes_onesided += gb.g[q].len;
         if (gb.n && rdma_get_batch(c->w, gb.g, gb.n, 256, op->deadline) != STRATA_OK) {
             /* reads failed (server gone, region unmapped): ask by RPC */
             for (uint32_t k = 0; k < ngets; k++)

@@ -510,10 +510,22 @@ typedef struct strata_client_stats {
     uint64_t pushes;           /**< gradient rows sent (after summing duplicates) */
     uint64_t rpcs;             /**< RPC messages sent */
     uint64_t relayouts;        /**< table layouts refreshed after an index growth */
+    uint64_t bytes_sent;       /**< RPC message bytes sent */
+    uint64_t bytes_received;   /**< RPC reply bytes received */
+    uint64_t bytes_onesided;   /**< bytes read one-sided (rows, buckets, trailers) */
 } strata_client_stats_t;
 
 STRATA_API void strata_client_get_stats(const strata_client_t *client,
                                         strata_client_stats_t *stats);
+
+/** The table's counters summed over every server (as strata_table_stats_t
+ *  describes them; index_epoch is the sum of the shards' epochs), and
+ *  *server_cpu_s_p (optional) the servers' process CPU seconds (user +
+ *  system, since each started), summed. Errors: CONNECTION, TIMEOUT,
+ *  UNKNOWN_TABLE. Blocking; the client's thread. */
+STRATA_API strata_status_t strata_rtable_get_stats(strata_rtable_t *table,
+                                                   strata_table_stats_t *stats,
+                                                   double *server_cpu_s_p);
 
 /** Whether lookups to server i go one-sided (1) or by RPC (0) under the
  *  client's read mode. -1 for a bad index. */

@@ -185,12 +185,13 @@ _Static_assert(sizeof(wire_loc_t) == 16, "loc is 16 bytes");
  *   hdr.flags of the reply = low 32 bits of the table's layout_gen.
  * PUSH request body: u64 keys[count], f32 grads[count * dim].
  * PUSH reply: count = keys applied, empty body.
- * STATS reply body: strata_table_stats_t as 15 u64 (wire_stats_t). */
+ * STATS reply body: wire_stats_t. */
 
 typedef struct wire_stats {
-    uint64_t v[15];  /**< strata_table_stats_t fields in declaration order */
+    uint64_t v[15];         /**< strata_table_stats_t fields in declaration order */
+    uint64_t server_cpu_ns; /**< the server process's CPU time (user + system) */
 } wire_stats_t;
-_Static_assert(sizeof(wire_stats_t) == 120, "stats is 120 bytes");
+_Static_assert(sizeof(wire_stats_t) == 128, "stats is 128 bytes");
 
 /* --- encoders and decoders (wire.c) ---------------------------------------- */
 

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -907,6 +908,10 @@ static void handle_stats(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
         for (int k = 0; k < 15; k++)
             ws->v[k] += v[k];
     }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        ws->server_cpu_ns = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+                            (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
     reply_send(s, se->ep, r);
 }
 

@@ -239,9 +239,19 @@ int main(int argc, char **argv)
     } else {
         CHECK(st.onesided_hits == 0 && st.rpc_keys > 0, "tcp auto mode must use RPC");
     }
-    strata_table_stats_t rs;
+    strata_table_stats_t rs, ss;
+    double cpu = 0;
     CHECK_OK(strata_table_get_stats(ref, &rs));
-    fprintf(stderr, "reference rows %llu\n", (unsigned long long)rs.rows);
+    CHECK_OK(strata_rtable_get_stats(tr_ro, &ss, &cpu));
+    fprintf(stderr, "reference rows %llu, servers' rows %llu, server CPU %.3f s\n",
+            (unsigned long long)rs.rows, (unsigned long long)ss.rows, cpu);
+    CHECK(ss.rows == rs.rows, "the servers hold %llu rows, the reference %llu",
+          (unsigned long long)ss.rows, (unsigned long long)rs.rows);
+    CHECK(ss.capacity == 200000 && cpu > 0, "capacity %llu, cpu %g",
+          (unsigned long long)ss.capacity, cpu);
+    CHECK(st.bytes_sent > 0 && st.bytes_received > 0, "byte counters");
+    if (shm)
+        CHECK(st.bytes_onesided > 0, "one-sided byte counter");
 
     CHECK_OK(strata_client_drop_table(rw, "emb"));
     CHECK(strata_rtable_lookup(tr_rpc, keys, 4, got, NULL, 0) == STRATA_ERR_UNKNOWN_TABLE,
