@@ -1180,6 +1180,19 @@ static strata_status_t op_onesided(cl_op_t *op)
     size_t rowb_al = (rowb + 63) & ~(size_t)63;
     uint32_t nu = op->nu;
     strata_status_t st = STRATA_OK;
+    /* A mapped index whose trailer says retired was replaced (growth) or
+     * its table dropped: every row or bucket read through its layout may be
+     * stale. One line per shard per batch; the acquire loads pair with the
+     * writer's release stores of retired. */
+    for (uint32_t g = 0; g < t->total_shards; g++) {
+        const cl_shard_t *sh = &t->shards[g];
+        if (!sh->valid || !sh->index_local || t->stale[sh->server])
+            continue;
+        const core_index_trailer_t *tr =
+            (const core_index_trailer_t *)(sh->index_local + sh->nbuckets * CORE_BUCKET_BYTES);
+        if (__atomic_load_n(&tr->retired, __ATOMIC_ACQUIRE))
+            t->stale[sh->server] = 1;
+    }
     /* refresh stale layouts first */
     for (uint32_t i = 0; i < c->nservers; i++) {
         if (t->stale[i] && server_onesided(c, i) && !c->servers[i].dead) {

@@ -405,6 +405,13 @@ err_shard:
     return st;
 }
 
+void core_shard_retire(core_shard_t *s)
+{
+    core_index_t *ix = s->index;
+    core_index_trailer_t *tr = (core_index_trailer_t *)&ix->buckets[ix->nbuckets];
+    __atomic_store_n(&tr->retired, 1, __ATOMIC_RELEASE);
+}
+
 void core_shard_destroy(core_shard_t *s)
 {
     if (!s)

@@ -166,6 +166,11 @@ strata_status_t core_shard_check(core_shard_t *shard);
 void core_shard_get_stats(core_shard_t *shard, core_shard_stats_t *stats);
 uint64_t core_shard_rows(const core_shard_t *shard);
 
+/** Mark the shard's current index retired (its trailer's retired word),
+ *  so remote readers holding its layout stop trusting it: call before
+ *  destroying a shard that remote clients may have mapped. Writer. */
+void core_shard_retire(core_shard_t *shard);
+
 /** The layout a remote reader needs. Writer only: the index it describes
  *  is replaced (and the old one freed) by the writer's next growth. */
 void core_shard_get_layout(core_shard_t *shard, core_shard_layout_t *layout);

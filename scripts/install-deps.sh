@@ -16,6 +16,9 @@ PKGS=(
   iproute2          # network namespaces for the multi-host test
   redis-server libhiredis-dev          # benchmark peer (perf/bench_remote)
   memcached libmemcached-dev           # benchmark peer (perf/bench_remote)
+  librocksdb-dev    # benchmark peer (perf/strata-perf --peers rocksdb)
+  gnuplot-nox       # strata-perf's PNG plots
+  libopenmpi-dev openmpi-bin          # strata-perf over mpirun; trainer ranks
 )
 
 missing=()

@@ -146,6 +146,11 @@ static void table_destroy(srv_table_t *t)
 {
     if (!t)
         return;
+    /* Clients on shared memory keep their mapping of a freed region: tell
+     * them first that it is no longer current, so they re-describe (and
+     * learn the table is gone) instead of reading it. */
+    for (uint32_t i = 0; i < t->nlocal; i++)
+        core_shard_retire(t->shards[i]);
     for (uint32_t i = 0; i < t->nlocal; i++)
         core_shard_destroy(t->shards[i]);
     core_free(t->shards);

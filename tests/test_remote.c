@@ -253,9 +253,22 @@ int main(int argc, char **argv)
     if (shm)
         CHECK(st.bytes_onesided > 0, "one-sided byte counter");
 
+    /* keys the read-only client has in its location cache */
+    uint64_t cached[32];
+    int ncached = 0;
+    CHECK_OK(strata_rtable_lookup(tr_ro, keys, 1000, got, fgot, 0));
+    for (size_t i = 0; i < 1000 && ncached < 32; i++)
+        if (fgot[i] == STRATA_ROW_FOUND)
+            cached[ncached++] = keys[i];
+    CHECK(ncached == 32, "32 stored keys among 1000");
+    CHECK_OK(strata_rtable_lookup(tr_ro, cached, 32, got, NULL, 0));
     CHECK_OK(strata_client_drop_table(rw, "emb"));
     CHECK(strata_rtable_lookup(tr_rpc, keys, 4, got, NULL, 0) == STRATA_ERR_UNKNOWN_TABLE,
           "lookup after drop: %s", strata_last_error());
+    /* the one-sided reader holds a mapping of the dropped table's memory
+     * (shared memory): it must notice, not serve stale rows */
+    CHECK(strata_rtable_lookup(tr_ro, cached, 32, got, NULL, 0) == STRATA_ERR_UNKNOWN_TABLE,
+          "one-sided lookup after drop: %s", strata_last_error());
     strata_client_destroy(rpc);
     strata_client_destroy(ro);
     strata_client_destroy(rw);
