@@ -1662,6 +1662,11 @@ static strata_status_t op_start(strata_rtable_t *t, op_kind_t kind, const uint64
         st = core_fail(STRATA_ERR_NOMEM, "batch: out of memory");
         goto err;
     }
+    /* A batch served entirely from mapped memory never waits on the
+     * network: progress once anyway, so a server's death (an endpoint
+     * error, delivered from progress) is seen, and its stale memory is not
+     * read on. */
+    rdma_worker_progress(c->w);
     if (kind == OP_LOOKUP) {
         c->stats.lookups += n;
         c->stats.unique_keys += op->nu;

@@ -361,7 +361,38 @@ int main(void)
         grads[i] = 0.01f;
     CHECK_OK(strata_rtable_lookup(t, keys, 256, rows, NULL, STRATA_LOOKUP_INIT_MISSING));
     CHECK_OK(strata_rtable_push(t, keys, grads, 256));
+    /* a read-only one-sided reader with every key in its location cache:
+     * it needs no server CPU, but must still notice the death */
+    strata_client_params_t rp;
+    memset(&rp, 0, sizeof(rp));
+    rp.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
+                    STRATA_CLIENT_FIELD_TIMEOUT_MS | STRATA_CLIENT_FIELD_READ_ONLY;
+    rp.servers = cl.servers;
+    rp.secret = cl.secret;
+    rp.secret_len = strlen(cl.secret);
+    rp.timeout_ms = 3000;
+    rp.read_only = 1;
+    strata_client_t *reader;
+    CHECK_OK(strata_client_connect(&rp, &reader));
+    strata_rtable_t *rt;
+    CHECK_OK(strata_client_open_table(reader, "emb", &rt));
+    CHECK_OK(strata_rtable_lookup(rt, keys, 256, rows, NULL, 0));
+    CHECK_OK(strata_rtable_lookup(rt, keys, 256, rows, NULL, 0));
     cluster_kill(&cl, 1);
+    {
+        uint64_t r0 = rdma_now_ns();
+        strata_status_t rst = STRATA_OK;
+        /* the death reaches the client within its timeout; until then a
+         * mapped read may still succeed */
+        while (rst == STRATA_OK && rdma_now_ns() - r0 < 4000000000ull)
+            rst = strata_rtable_lookup(rt, keys, 256, rows, NULL, 0);
+        double rs = (double)(rdma_now_ns() - r0) / 1e9;
+        CHECK(rst == STRATA_ERR_CONNECTION || rst == STRATA_ERR_TIMEOUT,
+              "one-sided reader after a kill: %s after %.2f s", strata_status_string(rst), rs);
+        fprintf(stderr, "one-sided reader after kill: %s in %.3f s\n", strata_status_string(rst),
+                rs);
+    }
+    strata_client_destroy(reader);
     uint64_t t0 = rdma_now_ns();
     st = strata_rtable_push(t, keys, grads, 256);
     double secs = (double)(rdma_now_ns() - t0) / 1e9;
