@@ -137,6 +137,7 @@ struct strata_client {
     cl_pending_t pending[CL_MAX_PENDING];
     uint64_t next_req;
     struct cl_op *ops;        /**< running operations (list) */
+    uint64_t last_progress_ns; /**< when op_start last progressed the worker */
     strata_client_stats_t stats;
 };
 
@@ -1665,8 +1666,13 @@ static strata_status_t op_start(strata_rtable_t *t, op_kind_t kind, const uint64
     /* A batch served entirely from mapped memory never waits on the
      * network: progress once anyway, so a server's death (an endpoint
      * error, delivered from progress) is seen, and its stale memory is not
-     * read on. */
-    rdma_worker_progress(c->w);
+     * read on. At most every 20 us: a progress call costs a system call
+     * per TCP interface, which small batches would feel. */
+    uint64_t now = now_ns();
+    if (now - c->last_progress_ns > 20000) {
+        rdma_worker_progress(c->w);
+        c->last_progress_ns = now;
+    }
     if (kind == OP_LOOKUP) {
         c->stats.lookups += n;
         c->stats.unique_keys += op->nu;
