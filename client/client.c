@@ -35,6 +35,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,8 @@ struct strata_client {
     cl_pending_t pending[CL_MAX_PENDING];
     uint64_t next_req;
     struct cl_op *ops;        /**< running operations (list) */
+    struct cl_op *op_pool;    /**< finished operations with their buffers */
+    uint32_t op_pool_n;       /**< entries in op_pool */
     uint64_t last_progress_ns; /**< when op_start last progressed the worker */
     strata_client_stats_t stats;
 };
@@ -177,7 +180,16 @@ typedef struct cl_op {
     strata_status_t st;       /**< first error */
     uint64_t deadline;
     int done;
-    struct cl_op *next;
+    struct cl_op *next;       /**< running list, or the client's pool */
+    /* buffers, kept with their capacities while the op sits in the pool, so
+     * a steady stream of batches allocates nothing */
+    size_t cap_keys;          /**< entries of ukeys, first, uidx, ufound, rpc_pos, sorted */
+    size_t cap_grads;         /**< floats of ugrads */
+    size_t cap_ht;            /**< entries of ht */
+    uint32_t cap_chunks;      /**< entries of chunks */
+    uint32_t *ht;             /**< dedup hash table */
+    uint32_t *sorted;         /**< op_make_chunks scratch */
+    uint32_t cnt[CL_MAX_SERVERS + 1]; /**< op_make_chunks: per-server starts */
 } cl_op_t;
 
 struct strata_request {
@@ -638,15 +650,24 @@ static void table_free(strata_rtable_t *t)
     core_free(t);
 }
 
+static void op_destroy(struct cl_op *op);
+
 void strata_client_destroy(strata_client_t *c)
 {
     if (!c)
         return;
     while (c->ops) {
+        /* running ops are abandoned (their servers are closed below), and
+         * freed with their requests */
         cl_op_t *op = c->ops;
         c->ops = op->next;
-        /* running ops are abandoned: their servers are closed below */
-        (void)op;
+        core_free(op->req);
+        op_destroy(op);
+    }
+    while (c->op_pool) {
+        cl_op_t *op = c->op_pool;
+        c->op_pool = op->next;
+        op_destroy(op);
     }
     for (uint32_t i = 0; i < c->ntables; i++)
         table_free(c->tables[i]);
@@ -928,7 +949,9 @@ const strata_table_schema_t *strata_rtable_schema(const strata_rtable_t *t)
 /* operations                                                               */
 /* ------------------------------------------------------------------------ */
 
-static void op_free(cl_op_t *op)
+#define CL_OP_POOL 16
+
+static void op_destroy(cl_op_t *op)
 {
     core_free(op->ukeys);
     core_free(op->first);
@@ -937,7 +960,89 @@ static void op_free(cl_op_t *op)
     core_free(op->ufound);
     core_free(op->rpc_pos);
     core_free(op->chunks);
+    core_free(op->ht);
+    core_free(op->sorted);
     core_free(op);
+}
+
+/** Return a finished op to the client's pool (its buffers stay). */
+static void op_free(cl_op_t *op)
+{
+    strata_client_t *c = op->t->c;
+    if (c->op_pool_n >= CL_OP_POOL) {
+        op_destroy(op);
+        return;
+    }
+    op->next = c->op_pool;
+    c->op_pool = op;
+    c->op_pool_n++;
+}
+
+/** A clean op from the pool (or a new one); NULL on NOMEM. */
+static cl_op_t *op_get(strata_client_t *c)
+{
+    cl_op_t *op = c->op_pool;
+    if (!op)
+        return core_calloc(1, sizeof(cl_op_t));
+    c->op_pool = op->next;
+    c->op_pool_n--;
+    /* clear the per-call fields; the buffers and capacities stay */
+    uint64_t *ukeys = op->ukeys;
+    uint32_t *first = op->first, *uidx = op->uidx, *rpc_pos = op->rpc_pos;
+    float *ugrads = op->ugrads;
+    uint8_t *ufound = op->ufound;
+    cl_chunk_t *chunks = op->chunks;
+    memset(op, 0, offsetof(cl_op_t, cap_keys));
+    op->ukeys = ukeys;
+    op->first = first;
+    op->uidx = uidx;
+    op->rpc_pos = rpc_pos;
+    op->ugrads = ugrads;
+    op->ufound = ufound;
+    op->chunks = chunks;
+    return op;
+}
+
+/** Grow *p to hold need elements of size sz (capacity in *cap). */
+static int ensure(void *pp, size_t *cap, size_t need, size_t sz)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void **p = pp;
+    void *np = core_realloc(*p, ncap * sz);
+    if (!np)
+        return -1;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+/** Size every per-key buffer of op for n keys (pushes: and n*dim floats). */
+static strata_status_t op_reserve(cl_op_t *op, size_t n, uint32_t dim)
+{
+    size_t need = n ? n : 1;
+    if (need > op->cap_keys) {
+        size_t cap = op->cap_keys, c2 = cap, c3 = cap, c4 = cap, c5 = cap, c6 = cap;
+        if (ensure(&op->ukeys, &cap, need, sizeof(uint64_t)) ||
+            ensure(&op->first, &c2, need, sizeof(uint32_t)) ||
+            ensure(&op->uidx, &c3, need, sizeof(uint32_t)) ||
+            ensure(&op->ufound, &c4, need, 1) ||
+            ensure(&op->rpc_pos, &c5, need, sizeof(uint32_t)) ||
+            ensure(&op->sorted, &c6, need, sizeof(uint32_t)))
+            return core_fail(STRATA_ERR_NOMEM, "batch of %zu keys: out of memory", n);
+        op->cap_keys = cap; /* all six grew to the same capacity */
+    }
+    if (op->kind == OP_PUSH && ensure(&op->ugrads, &op->cap_grads, need * dim, sizeof(float)))
+        return core_fail(STRATA_ERR_NOMEM, "batch of %zu gradients: out of memory", n);
+    size_t hcap = 16;
+    while (hcap < 2 * n)
+        hcap <<= 1;
+    if (ensure(&op->ht, &op->cap_ht, hcap, sizeof(uint32_t)))
+        return core_fail(STRATA_ERR_NOMEM, "dedup table: out of memory");
+    return STRATA_OK;
 }
 
 /** Dedup op->keys into ukeys/first/uidx (and sum grads for pushes). */
@@ -945,21 +1050,13 @@ static strata_status_t op_dedup(cl_op_t *op)
 {
     size_t n = op->n;
     uint32_t dim = op->t->dim;
+    strata_status_t st = op_reserve(op, n, dim);
+    if (st != STRATA_OK)
+        return st;
     size_t cap = 16;
     while (cap < 2 * n)
         cap <<= 1;
-    uint32_t *ht = core_malloc(cap * sizeof(uint32_t));
-    op->ukeys = core_malloc((n ? n : 1) * sizeof(uint64_t));
-    op->first = core_malloc((n ? n : 1) * sizeof(uint32_t));
-    op->uidx = core_malloc((n ? n : 1) * sizeof(uint32_t));
-    op->ufound = core_malloc(n ? n : 1);
-    if (op->kind == OP_PUSH)
-        op->ugrads = core_malloc((n ? n : 1) * dim * sizeof(float));
-    if (!ht || !op->ukeys || !op->first || !op->uidx || !op->ufound ||
-        (op->kind == OP_PUSH && !op->ugrads)) {
-        core_free(ht);
-        return core_fail(STRATA_ERR_NOMEM, "batch of %zu keys: out of memory", n);
-    }
+    uint32_t *ht = op->ht;
     memset(ht, 0xff, cap * sizeof(uint32_t));
     uint32_t nu = 0;
     for (size_t i = 0; i < n; i++) {
@@ -982,7 +1079,6 @@ static strata_status_t op_dedup(cl_op_t *op)
         }
         op->uidx[i] = ht[h];
     }
-    core_free(ht);
     op->nu = nu;
     return STRATA_OK;
 }
@@ -1414,13 +1510,9 @@ static strata_status_t op_make_chunks(cl_op_t *op)
     strata_rtable_t *t = op->t;
     strata_client_t *c = t->c;
     uint32_t ns = c->nservers;
-    uint32_t *cnt = core_calloc(ns + 1, sizeof(uint32_t));
-    uint32_t *sorted = core_malloc((op->nrpc ? op->nrpc : 1) * sizeof(uint32_t));
-    if (!cnt || !sorted) {
-        core_free(cnt);
-        core_free(sorted);
-        return core_fail(STRATA_ERR_NOMEM, "rpc routing: out of memory");
-    }
+    uint32_t *cnt = op->cnt;
+    uint32_t *sorted = op->sorted;
+    memset(cnt, 0, (ns + 1) * sizeof(uint32_t));
     for (uint32_t k = 0; k < op->nrpc; k++) {
         uint32_t g;
         cnt[key_server(t, op->ukeys[op->rpc_pos[k]], &g) + 1]++;
@@ -1433,18 +1525,12 @@ static strata_status_t op_make_chunks(cl_op_t *op)
         uint32_t per = chunk_keys(op, &c->servers[i]);
         nchunks += (m + per - 1) / per;
     }
-    op->chunks = core_calloc(nchunks ? nchunks : 1, sizeof(cl_chunk_t));
-    if (!op->chunks) {
-        core_free(cnt);
-        core_free(sorted);
+    size_t ccap = op->cap_chunks;
+    if (ensure(&op->chunks, &ccap, nchunks ? nchunks : 1, sizeof(cl_chunk_t)))
         return core_fail(STRATA_ERR_NOMEM, "rpc chunks: out of memory");
-    }
-    uint32_t *fill = core_malloc(ns * sizeof(uint32_t));
-    if (!fill) {
-        core_free(cnt);
-        core_free(sorted);
-        return core_fail(STRATA_ERR_NOMEM, "rpc routing: out of memory");
-    }
+    op->cap_chunks = (uint32_t)ccap;
+    memset(op->chunks, 0, (nchunks ? nchunks : 1) * sizeof(cl_chunk_t));
+    uint32_t fill[CL_MAX_SERVERS];
     memcpy(fill, cnt, ns * sizeof(uint32_t));
     for (uint32_t k = 0; k < op->nrpc; k++) {
         uint32_t g;
@@ -1463,9 +1549,6 @@ static strata_status_t op_make_chunks(cl_op_t *op)
         }
     }
     op->nchunks = ci;
-    core_free(fill);
-    core_free(cnt);
-    core_free(sorted);
     return STRATA_OK;
 }
 
@@ -1644,7 +1727,7 @@ static strata_status_t op_start(strata_rtable_t *t, op_kind_t kind, const uint64
         if (st != STRATA_OK)
             return st;
     }
-    cl_op_t *op = core_calloc(1, sizeof(*op));
+    cl_op_t *op = op_get(c);
     if (!op)
         return core_fail(STRATA_ERR_NOMEM, "operation: out of memory");
     op->t = t;
@@ -1658,11 +1741,6 @@ static strata_status_t op_start(strata_rtable_t *t, op_kind_t kind, const uint64
     strata_status_t st = op_dedup(op);
     if (st != STRATA_OK)
         goto err;
-    op->rpc_pos = core_malloc((op->nu ? op->nu : 1) * sizeof(uint32_t));
-    if (!op->rpc_pos) {
-        st = core_fail(STRATA_ERR_NOMEM, "batch: out of memory");
-        goto err;
-    }
     /* A batch served entirely from mapped memory never waits on the
      * network: progress once anyway, so a server's death (an endpoint
      * error, delivered from progress) is seen, and its stale memory is not

@@ -415,7 +415,9 @@ typedef struct strata_client_params {
 STRATA_API strata_status_t strata_client_connect(const strata_client_params_t *params,
                                                  strata_client_t **client_p);
 
-/** Close every connection and free the client, its tables and requests. */
+/** Close every connection and free the client, its tables and the
+ *  requests still running (completed requests are freed by
+ *  strata_request_free). */
 STRATA_API void strata_client_destroy(strata_client_t *client);
 
 /** Create a table on every server. schema->capacity is the cluster's;
