@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "server/server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -297,6 +298,8 @@ typedef struct restore_ctx {
 static strata_status_t restore_on_schema(void *arg, const core_schema_t *schema)
 {
     restore_ctx_t *rc = arg;
+    if (!rc->t) /* a table created at run time: the snapshot is its only record */
+        return table_create(rc->s, &schema->s, schema->s.nshards, &rc->t);
     if (schema->s.dim != rc->t->schema.s.dim)
         return core_fail(STRATA_ERR_DIM_MISMATCH, "snapshot of %s has dim %u, config %u",
                          schema->name, schema->s.dim, rc->t->schema.s.dim);
@@ -317,21 +320,65 @@ static strata_status_t restore_on_row(void *arg, uint64_t key, const float *emb,
     return core_shard_restore_row(rc->t->shards[g / rc->s->cfg.nservers], key, emb, state, meta);
 }
 
-static strata_status_t table_restore(srv_t *s, srv_table_t *t)
+/** Load a snapshot file into t, or (t NULL) into a table made from the
+ *  file's schema. On any error a table made here is dropped again, so
+ *  nothing half-loaded is served. */
+static strata_status_t table_restore_path(srv_t *s, srv_table_t *t, const char *path)
 {
-    char path[512];
-    snapshot_path(s, t->schema.name, path, sizeof(path));
-    if (access(path, F_OK) != 0)
-        return STRATA_OK;
     restore_ctx_t rc = {.s = s, .t = t};
     core_snapshot_load_ops_t ops = {0};
     ops.arg = &rc;
     ops.on_schema = restore_on_schema;
     ops.on_row = restore_on_row;
     strata_status_t st = core_snapshot_load(path, &ops);
-    if (st == STRATA_OK)
+    if (st == STRATA_OK) {
         fprintf(stderr, "strata-server[%u]: restored %" PRIu64 " rows of %s from %s\n",
-                s->cfg.server_index, rc.rows, t->schema.name, path);
+                s->cfg.server_index, rc.rows, rc.t->schema.name, path);
+    } else if (!t && rc.t) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s", strata_last_error());
+        table_drop(s, rc.t);
+        st = core_fail(st, "%s", msg);
+    }
+    return st;
+}
+
+static strata_status_t table_restore(srv_t *s, srv_table_t *t)
+{
+    char path[512];
+    snapshot_path(s, t->schema.name, path, sizeof(path));
+    if (access(path, F_OK) != 0)
+        return STRATA_OK;
+    return table_restore_path(s, t, path);
+}
+
+/** Restore the tables of snapshot_dir that the configuration does not
+ *  name (created by clients at run time): "<name>.<index>-of-<n>.snap". */
+static strata_status_t restore_dir(srv_t *s)
+{
+    DIR *d = opendir(s->cfg.snapshot_dir);
+    if (!d)
+        return errno == ENOENT ? STRATA_OK
+                               : core_fail_errno(errno, "snapshot_dir %s", s->cfg.snapshot_dir);
+    char suffix[64];
+    snprintf(suffix, sizeof(suffix), ".%u-of-%u.snap", s->cfg.server_index, s->cfg.nservers);
+    size_t sl = strlen(suffix);
+    strata_status_t st = STRATA_OK;
+    struct dirent *e;
+    while (st == STRATA_OK && (e = readdir(d)) != NULL) {
+        size_t nl = strlen(e->d_name);
+        if (nl <= sl || strcmp(e->d_name + nl - sl, suffix) != 0 || nl - sl > STRATA_NAME_MAX)
+            continue;
+        char name[STRATA_NAME_MAX + 1];
+        memcpy(name, e->d_name, nl - sl);
+        name[nl - sl] = '\0';
+        if (table_by_name(s, name))
+            continue; /* a configured table, restored already */
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", s->cfg.snapshot_dir, e->d_name);
+        st = table_restore_path(s, NULL, path);
+    }
+    closedir(d);
     return st;
 }
 
@@ -1094,6 +1141,8 @@ strata_status_t srv_create(const srv_config_t *c, srv_t **s_p)
         if (st == STRATA_OK && c->snapshot_dir[0])
             st = table_restore(s, t);
     }
+    if (st == STRATA_OK && c->snapshot_dir[0])
+        st = restore_dir(s);
     if (st == STRATA_OK)
         st = rdma_listen(s->w, c->listen_addr, c->port, on_conn, s, &s->listener, &s->port);
     if (st != STRATA_OK) {

@@ -18,7 +18,6 @@
 #endif
 
 static cluster_t *g_clusters[8];
-static const char *const *g_extra[8];
 static int g_registered;
 
 static void cleanup_all(void)
@@ -128,6 +127,7 @@ int cluster_start(cluster_t *c, uint32_t n, const char *const *extra_args)
     if (n == 0 || n > CLUSTER_MAX)
         return -1;
     c->n = n;
+    c->extra = extra_args;
     snprintf(c->secret, sizeof(c->secret), "test-secret");
     snprintf(c->dir, sizeof(c->dir), "/tmp/strata-cluster-XXXXXX");
     if (!mkdtemp(c->dir))
@@ -136,7 +136,6 @@ int cluster_start(cluster_t *c, uint32_t n, const char *const *extra_args)
     for (int k = 0; k < 8; k++)
         if (!g_clusters[k]) {
             g_clusters[k] = c;
-            g_extra[k] = extra_args;
             slot = k;
             break;
         }
@@ -160,10 +159,15 @@ int cluster_start(cluster_t *c, uint32_t n, const char *const *extra_args)
 
 int cluster_restart_one(cluster_t *c, uint32_t i)
 {
+    int known = 0;
     for (int k = 0; k < 8; k++)
-        if (g_clusters[k] == c)
-            return spawn(c, i, g_extra[k]);
-    return -1;
+        known |= g_clusters[k] == c;
+    for (int k = 0; k < 8 && !known; k++)
+        if (!g_clusters[k]) { /* stopped before: register for cleanup again */
+            g_clusters[k] = c;
+            known = 1;
+        }
+    return known ? spawn(c, i, c->extra) : -1;
 }
 
 void cluster_kill(cluster_t *c, uint32_t i)
@@ -202,7 +206,7 @@ int cluster_stop(cluster_t *c)
     for (int k = 0; k < 8; k++)
         if (g_clusters[k] == c)
             g_clusters[k] = NULL;
-    if (rc == 0 && c->dir[0]) {
+    if (rc == 0 && c->dir[0] && !c->keep) {
         char cmd[200];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
         if (system(cmd)) {

@@ -24,10 +24,14 @@ typedef struct cluster {
     char dir[128];                /**< temp dir with port files, secret, logs */
     char servers[CLUSTER_MAX * 32]; /**< "127.0.0.1:p0,127.0.0.1:p1" */
     char secret[64];
+    const char *const *extra;     /**< the extra arguments (borrowed) */
+    int keep;                     /**< cluster_stop keeps dir (for a restart) */
 } cluster_t;
 
 /** Start n servers with the given extra arguments (NULL-terminated,
- *  may be NULL), secret "test-secret". Returns 0 or -1 with a message on
+ *  may be NULL; borrowed for the cluster's life), secret "test-secret".
+ *  c is registered for an atexit cleanup until cluster_stop: it must
+ *  outlive main if the program may return without stopping it. Returns 0 or -1 with a message on
  *  stderr. Inherits the environment (UCX_TLS etc.). */
 int cluster_start(cluster_t *c, uint32_t n, const char *const *extra_args);
 
@@ -37,7 +41,9 @@ int cluster_restart_one(cluster_t *c, uint32_t i);
 /** SIGKILL server i now (a crash). */
 void cluster_kill(cluster_t *c, uint32_t i);
 
-/** SIGTERM every server and wait; returns 0 when all exited 0. */
+/** SIGTERM every server and wait; returns 0 when all exited 0. Removes
+ *  the cluster's directory unless c->keep (then cluster_restart_one may
+ *  start servers again). */
 int cluster_stop(cluster_t *c);
 
 /** Path of a server's log file. */
