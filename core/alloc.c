@@ -10,7 +10,30 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <stdlib.h>
+
+#if !(defined(CORE_ALLOC_SHARED_LIB) && CORE_ALLOC_SHARED_LIB)
 #include <jemalloc/jemalloc.h>
+#else
+/* The shared library does not link jemalloc (see CORE_USE_LIBC below); the
+ * jemalloc branches are dead there, and these keep them compiling. */
+#define MALLOCX_ZERO 0x40
+#define MALLOCX_ALIGN(a) 0
+static inline void *mallocx(size_t size, int flags)
+{
+    return (flags & MALLOCX_ZERO) ? calloc(1, size) : malloc(size);
+}
+static inline void *rallocx(void *ptr, size_t size, int flags)
+{
+    (void)flags;
+    return realloc(ptr, size);
+}
+static inline void dallocx(void *ptr, int flags)
+{
+    (void)flags;
+    free(ptr);
+}
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +85,22 @@ int core_alloc_should_fail(void)
 
 /* Sanitizer builds (STRATA_ALLOC_LIBC) use libc's allocator, which
  * AddressSanitizer intercepts: overruns inside an object and leaks are then
- * visible to it, as they are not inside jemalloc's arenas. */
+ * visible to it, as they are not inside jemalloc's arenas. So does the
+ * shared libstrata.so (CORE_ALLOC_SHARED_LIB): Debian's libjemalloc uses
+ * initial-exec TLS, which a library loaded with dlopen (Python's ctypes)
+ * cannot get, and it replaces C++ operator new, which breaks C++ programs
+ * that load libstrata after their own allocator has started. */
+#if defined(CORE_ALLOC_SHARED_LIB) && CORE_ALLOC_SHARED_LIB
+#define CORE_USE_LIBC 1
+#else
+#define CORE_USE_LIBC STRATA_ALLOC_LIBC
+#endif
 
 void *core_malloc(size_t size)
 {
     if (core_alloc_should_fail())
         return NULL;
-    if (STRATA_ALLOC_LIBC)
+    if (CORE_USE_LIBC)
         return malloc(size ? size : 1);
     return mallocx(size ? size : 1, 0);
 }
@@ -80,7 +112,7 @@ void *core_calloc(size_t n, size_t size)
     if (core_alloc_should_fail())
         return NULL;
     size_t total = n * size;
-    if (STRATA_ALLOC_LIBC)
+    if (CORE_USE_LIBC)
         return calloc(1, total ? total : 1);
     return mallocx(total ? total : 1, MALLOCX_ZERO);
 }
@@ -91,7 +123,7 @@ void *core_realloc(void *ptr, size_t size)
         return core_malloc(size);
     if (core_alloc_should_fail())
         return NULL;
-    if (STRATA_ALLOC_LIBC)
+    if (CORE_USE_LIBC)
         return realloc(ptr, size ? size : 1);
     return rallocx(ptr, size ? size : 1, 0);
 }
@@ -100,7 +132,7 @@ void *core_aligned_alloc(size_t align, size_t size)
 {
     if (core_alloc_should_fail())
         return NULL;
-    if (STRATA_ALLOC_LIBC) {
+    if (CORE_USE_LIBC) {
         void *p = NULL;
         if (align < sizeof(void *))
             align = sizeof(void *);
@@ -113,7 +145,7 @@ void core_free(void *ptr)
 {
     if (!ptr)
         return;
-    if (STRATA_ALLOC_LIBC)
+    if (CORE_USE_LIBC)
         free(ptr);
     else
         dallocx(ptr, 0);
