@@ -97,7 +97,13 @@ double perf_point_p(const perf_point_t *pt, double percentile)
 
 double perf_point_dram_hit_rate(const perf_point_t *pt)
 {
-    return ratio((double)pt->server_lookup_hits, (double)pt->server_lookups);
+    /* keys found in DRAM, however they were read: by the server (RPC) or
+     * one-sided (cache or index); one-sided absent keys are misses */
+    double found = (double)pt->server_lookup_hits + (double)pt->onesided_hits +
+                   (double)pt->onesided_index;
+    double asked = (double)pt->server_lookups + (double)pt->onesided_hits +
+                   (double)pt->onesided_index + (double)pt->onesided_absent;
+    return ratio(found, asked);
 }
 
 double perf_point_onesided_ratio(const perf_point_t *pt)

@@ -40,7 +40,9 @@ typedef struct perf_point {
 
 /** Derived figures used by every writer (0 when the denominator is 0). */
 double perf_point_p(const perf_point_t *pt, double percentile);     /**< latency at percentile (0..100), us */
-double perf_point_dram_hit_rate(const perf_point_t *pt);           /**< server_lookup_hits / server_lookups */
+double perf_point_dram_hit_rate(const perf_point_t *pt);           /**< rows found in DRAM (server hits
+                                                                        + one-sided hits and index reads)
+                                                                        / keys looked up */
 double perf_point_onesided_ratio(const perf_point_t *pt);          /**< (hits+index+absent) / (hits+index+absent+rpc_keys) */
 double perf_point_server_cpu_per_mkeys(const perf_point_t *pt);    /**< server_cpu_s / (keys / 1e6) */
 

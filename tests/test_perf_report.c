@@ -118,7 +118,8 @@ static void test_derived(void)
     pt->keys = 2000000;
     pt->server_cpu_s = 3;
     CHECK(perf_point_p(pt, 50) == 0.2, "p50 in us");
-    CHECK(perf_point_dram_hit_rate(pt) == 0.75, "dram hit rate");
+    /* (3 server hits + 1 cache + 1 index) / (4 server + 1 + 1 + 1 absent) */
+    CHECK(perf_point_dram_hit_rate(pt) == 5.0 / 7.0, "dram hit rate");
     CHECK(perf_point_onesided_ratio(pt) == 0.75, "onesided ratio");
     CHECK(perf_point_server_cpu_per_mkeys(pt) == 1.5, "cpu per Mkeys");
     free(pt);
