@@ -57,6 +57,7 @@
 #define CL_MAX_TABLES 64
 #define CL_TORN_RETRIES 8
 #define CL_MAX_PENDING 4096  /**< RPC messages in flight per client */
+#define CL_SPIN_NS 50000     /**< busy-poll this long for a reply, then sleep */
 
 typedef struct cl_server {
     char host[64];
@@ -1802,8 +1803,19 @@ static void op_unlink(strata_client_t *c, cl_op_t *op)
 /** Run op to completion (sync calls). */
 static strata_status_t op_run(strata_client_t *c, cl_op_t *op)
 {
-    while (!op_step(op))
-        rdma_worker_progress(c->w);
+    /* Busy-poll while replies are coming; after CL_SPIN_NS without any
+     * event, sleep on the worker's event fd (1 ms at most, to re-check the
+     * deadline). A waiting client then leaves the CPU to the servers it
+     * waits on, which matters whenever clients and servers share cores. */
+    uint64_t last = now_ns();
+    while (!op_step(op)) {
+        if (rdma_worker_progress(c->w)) {
+            last = now_ns();
+        } else if (now_ns() - last > CL_SPIN_NS) {
+            rdma_worker_sleep(c->w, 1);
+            last = now_ns() - CL_SPIN_NS / 2;
+        }
+    }
     strata_status_t st = op->st;
     op_unlink(c, op);
     op_free(op);
