@@ -19,6 +19,9 @@ PKGS=(
   librocksdb-dev    # benchmark peer (perf/strata-perf --peers rocksdb)
   gnuplot-nox       # strata-perf's PNG plots
   libopenmpi-dev openmpi-bin          # strata-perf over mpirun; trainer ranks
+  liburing-dev      # NVMe tier (hierarchy/)
+  fio               # benchmark peer (perf/bench_tier)
+  python3-numpy python3-torch         # Python package and PyTorch modules
 )
 
 missing=()
