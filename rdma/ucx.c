@@ -509,3 +509,85 @@ int rdma_ep_gets_direct(ucp_ep_h ep)
     free(text);
     return direct;
 }
+
+/* ------------------------------------------------------------------------ */
+/* GPUDirect: caller-owned memory by descriptor                             */
+/* ------------------------------------------------------------------------ */
+
+uint64_t rdma_ctx_memtypes(rdma_ctx_t *ctx)
+{
+    uint64_t mask = CORE_MEMTYPE_BIT(CORE_MEMTYPE_HOST);
+    ucp_context_attr_t attr = {.field_mask = UCP_ATTR_FIELD_MEMORY_TYPES};
+    if (ucp_context_query(ctx->ucp, &attr) != UCS_OK)
+        return mask;
+    if (attr.memory_types & UCS_BIT(UCS_MEMORY_TYPE_CUDA))
+        mask |= CORE_MEMTYPE_BIT(CORE_MEMTYPE_CUDA);
+    if (attr.memory_types & UCS_BIT(UCS_MEMORY_TYPE_CUDA_MANAGED))
+        mask |= CORE_MEMTYPE_BIT(CORE_MEMTYPE_CUDA_MANAGED);
+    return mask;
+}
+
+/** UCX's name for a core memory type. */
+static ucs_memory_type_t ucs_memtype_of(core_memtype_t t)
+{
+    switch (t) {
+    case CORE_MEMTYPE_CUDA:
+        return UCS_MEMORY_TYPE_CUDA;
+    case CORE_MEMTYPE_CUDA_MANAGED:
+        return UCS_MEMORY_TYPE_CUDA_MANAGED;
+    default:
+        return UCS_MEMORY_TYPE_HOST;
+    }
+}
+
+strata_status_t rdma_mem_register(rdma_ctx_t *ctx, const core_memdesc_t *desc,
+                                  core_region_t *region)
+{
+    if (!desc || !desc->addr || desc->len == 0)
+        return core_fail(STRATA_ERR_INVALID_PARAM, "rdma_mem_register: empty memory descriptor");
+    if (core_memdesc_path(desc, rdma_ctx_memtypes(ctx)) != CORE_MEM_PATH_DIRECT)
+        return core_fail(STRATA_ERR_UNSUPPORTED,
+                         "rdma_mem_register: this UCX cannot register %s memory (no CUDA "
+                         "support; serve it through a bounce buffer, docs/gpu.md)",
+                         core_memtype_name(desc->memtype));
+    rdma_region_t *rr = core_calloc(1, sizeof(*rr));
+    if (!rr)
+        return core_fail(STRATA_ERR_NOMEM, "region handle: out of memory");
+    ucp_mem_map_params_t mp = {
+        .field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+                      UCP_MEM_MAP_PARAM_FIELD_PROT | UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE,
+        .address = desc->addr,
+        .length = desc->len,
+        .prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
+                UCP_MEM_MAP_PROT_REMOTE_READ,
+        .memory_type = ucs_memtype_of(desc->memtype),
+    };
+    ucs_status_t s = ucp_mem_map(ctx->ucp, &mp, &rr->memh);
+    if (s != UCS_OK) {
+        core_free(rr);
+        return fail_ucs(s, "ucp_mem_map (register)");
+    }
+    s = ucp_rkey_pack(ctx->ucp, rr->memh, &rr->rkey_buf, &rr->rkey_len);
+    if (s != UCS_OK) {
+        ucp_mem_unmap(ctx->ucp, rr->memh);
+        core_free(rr);
+        return fail_ucs(s, "ucp_rkey_pack");
+    }
+    region->base = desc->addr;
+    region->len = desc->len;
+    region->handle = rr;
+    return STRATA_OK;
+}
+
+void rdma_mem_deregister(rdma_ctx_t *ctx, core_region_t *region)
+{
+    rdma_region_t *rr = region->handle;
+    if (!rr)
+        return;
+    ucp_rkey_buffer_release(rr->rkey_buf);
+    ucp_mem_unmap(ctx->ucp, rr->memh);
+    core_free(rr);
+    region->handle = NULL;
+    region->base = NULL;
+    region->len = 0;
+}

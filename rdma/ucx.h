@@ -30,6 +30,7 @@
 #include <ucp/api/ucp.h>
 
 #include "core/alloc.h"
+#include "core/memdesc.h"
 #include "strata.h"
 
 /** Translate a UCX status (the one place that does). */
@@ -177,5 +178,32 @@ strata_status_t rdma_rkey_unpack(ucp_ep_h ep, const void *buf, size_t len, uint6
  *  endpoint's lane configuration (rma_bw lane on a transport other than
  *  tcp). Call after the first round trip (wire-up done). */
 int rdma_ep_gets_direct(ucp_ep_h ep);
+
+/* ------------------------------------------------------------------------ */
+/* GPUDirect: registering caller-owned memory described by core_memdesc_t    */
+/* ------------------------------------------------------------------------ */
+
+/** The memory types this context's transports can register and move, as a
+ *  CORE_MEMTYPE_BIT mask (ucp_context_query, UCP_ATTR_FIELD_MEMORY_TYPES):
+ *  HOST always; CUDA (and CUDA_MANAGED) only with a UCX built with CUDA
+ *  support (Debian's UCX 1.13 has none). Feed it to core_memdesc_path to
+ *  choose between registering HBM directly and a bounce buffer. Any
+ *  thread. */
+uint64_t rdma_ctx_memtypes(rdma_ctx_t *ctx);
+
+/** Register caller-owned memory for remote reads (ucp_mem_map without
+ *  ALLOCATE, UCP_MEM_MAP_PARAM_FIELD_MEMORY_TYPE = the descriptor's type)
+ *  and pack its rkey once. On success region->base/len are the
+ *  descriptor's and region->handle is an rdma_region_t (rdma_region_of), as
+ *  for regions from rdma_ctx_region_ops; the memory stays the caller's and
+ *  must outlive the registration. UNSUPPORTED when the descriptor's memory
+ *  type is not in rdma_ctx_memtypes (serve it through a bounce buffer,
+ *  core_memdesc_path); INVALID_PARAM for an empty or NULL range; NOMEM.
+ *  Any thread (the context is mt_workers_shared). */
+strata_status_t rdma_mem_register(rdma_ctx_t *ctx, const core_memdesc_t *desc,
+                                  core_region_t *region);
+
+/** Undo rdma_mem_register (the memory itself is untouched). */
+void rdma_mem_deregister(rdma_ctx_t *ctx, core_region_t *region);
 
 #endif
