@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_internal.h"
 #include "core/alloc.h"
 #include "core/hash.h"
 #include "core/init.h"
@@ -143,6 +144,7 @@ struct strata_client {
     uint32_t op_pool_n;       /**< entries in op_pool */
     uint64_t last_progress_ns; /**< when op_start last progressed the worker */
     strata_client_stats_t stats;
+    client_gpu_t *gpu;        /**< device lookups' state (client_gpu.c), or NULL */
 };
 
 typedef enum op_kind { OP_LOOKUP, OP_PUSH } op_kind_t;
@@ -684,7 +686,13 @@ void strata_client_destroy(strata_client_t *c)
     }
     rdma_worker_destroy(c->w);
     rdma_ctx_destroy(c->ctx);
+    client_gpu_free(c->gpu);
     core_free(c);
+}
+
+client_gpu_t **client_gpu_slot(strata_rtable_t *t)
+{
+    return &t->c->gpu;
 }
 
 strata_status_t strata_rtable_get_stats(strata_rtable_t *t, strata_table_stats_t *stats,

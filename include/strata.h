@@ -461,6 +461,29 @@ STRATA_API strata_status_t strata_rtable_lookup(strata_rtable_t *table, const ui
                                                 size_t n, float *out, uint8_t *found,
                                                 uint32_t flags);
 
+/** strata_rtable_lookup with the rows landing in CUDA memory: d_out is a
+ *  device (cudaMalloc) or managed pointer to n * dim floats; keys and
+ *  found (optional) are host memory, flags as strata_rtable_lookup.
+ *  cuda_stream is a cudaStream_t of d_out's device, or NULL for the
+ *  legacy default stream. The rows are copied to d_out on that stream,
+ *  and the call returns once they are there: it synchronizes the stream,
+ *  so it also waits for work queued on it before the call. With a UCX
+ *  lacking CUDA support the rows pass through a pinned host buffer that
+ *  the client keeps (grown to the largest batch, freed by
+ *  strata_client_destroy); docs/gpu.md, "Client lookups into device
+ *  buffers". All pointers are borrowed for the call. On an error d_out is
+ *  unspecified (the rows are copied only after the lookup succeeded).
+ *  Errors: UNSUPPORTED (built without CUDA, CUDA runtime or device not
+ *  available, or d_out is not device or managed memory), INVALID_PARAM,
+ *  NOMEM (host or pinned memory), TOO_LARGE, INTERNAL (a CUDA error on
+ *  the copy; strata_last_error names it), and the errors of
+ *  strata_rtable_lookup. The client's thread, as every call on a client;
+ *  the CUDA runtime is loaded on the first call. */
+STRATA_API strata_status_t strata_rtable_lookup_device(strata_rtable_t *table,
+                                                       const uint64_t *keys, size_t n,
+                                                       void *d_out, uint8_t *found,
+                                                       uint32_t flags, void *cuda_stream);
+
 /** Push sparse gradients: duplicates are summed into one step per key,
  *  keys are split by shard and each server applies its optimizer. The
  *  batch is checked for NaN/Inf first (BAD_VALUE, nothing sent). On an
