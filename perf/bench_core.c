@@ -74,6 +74,7 @@
 #include "core/layout.h"
 #include "core/optim.h"
 #include "perf/absl_peer.h"
+#include "perf/perf_util.h"
 #include "strata.h"
 #include "strata_config.h"
 
@@ -173,19 +174,6 @@ static void *xmalloc(size_t len)
     if (posix_memalign(&p, 64, len ? len : 64) != 0)
         die("out of memory", "posix_memalign");
     return p;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rand_u01(uint64_t *state)
-{
-    return (double)(splitmix64(state) >> 11) * 0x1.0p-53;
 }
 
 /** MurmurHash3's fmix64: a bijection on u64 (each step is invertible). */
@@ -513,7 +501,7 @@ static void perm_init(perm_t *p, uint64_t n, uint64_t seed)
     p->half = bits / 2;
     p->mask = (1ull << p->half) - 1;
     for (int i = 0; i < 4; i++)
-        p->rk[i] = splitmix64(&seed);
+        p->rk[i] = perf_rand_next(&seed);
 }
 
 static inline uint64_t perm_round(const perm_t *p, uint64_t x, int r)
@@ -549,72 +537,6 @@ static inline uint64_t perm_inv(const perm_t *p, uint64_t v)
     return v;
 }
 
-/** Zipf(s) over ranks 1..n by rejection-inversion (W. Hörmann and
- *  G. Derflinger, "Rejection-inversion to generate variates from monotone
- *  discrete distributions", 1996), as in Apache Commons' sampler. O(1)
- *  per sample, no table. */
-typedef struct zipf {
-    double s;     /**< exponent */
-    double n;     /**< number of ranks */
-    double hx1;   /**< H(1.5) - 1 */
-    double hn;    /**< H(n + 0.5) */
-    double sval;  /**< acceptance shortcut bound */
-} zipf_t;
-
-static double zipf_helper1(double x) /* log1p(x) / x */
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
-}
-
-static double zipf_helper2(double x) /* expm1(x) / x */
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
-}
-
-static double zipf_h(const zipf_t *z, double x)
-{
-    return exp(-z->s * log(x));
-}
-
-static double zipf_hint(const zipf_t *z, double x)
-{
-    double lx = log(x);
-    return zipf_helper2((1.0 - z->s) * lx) * lx;
-}
-
-static double zipf_hint_inv(const zipf_t *z, double x)
-{
-    double t = x * (1.0 - z->s);
-    if (t < -1.0)
-        t = -1.0;
-    return exp(zipf_helper1(t) * x);
-}
-
-static void zipf_init(zipf_t *z, uint64_t n, double s)
-{
-    z->s = s;
-    z->n = (double)n;
-    z->hx1 = zipf_hint(z, 1.5) - 1.0;
-    z->hn = zipf_hint(z, z->n + 0.5);
-    z->sval = 2.0 - zipf_hint_inv(z, zipf_hint(z, 2.5) - zipf_h(z, 2.0));
-}
-
-/** A rank in [0, n): 0 is the most frequent. */
-static uint64_t zipf_sample(const zipf_t *z, uint64_t *rng)
-{
-    for (;;) {
-        double u = z->hn + rand_u01(rng) * (z->hx1 - z->hn);
-        double x = zipf_hint_inv(z, u);
-        double k = floor(x + 0.5);
-        if (k < 1.0)
-            k = 1.0;
-        else if (k > z->n)
-            k = z->n;
-        if (k - x <= z->sval || u >= zipf_hint(z, k + 0.5) - zipf_h(z, k))
-            return (uint64_t)k - 1;
-    }
-}
-
 /** Pre-generated keys of one distribution, and the same keys split by
  *  shard for the one-writer-per-shard apply. */
 typedef struct key_stream {
@@ -639,17 +561,17 @@ static void stream_make(key_stream_t *ks, int dist, uint64_t rows, const perm_t 
     ks->keys = xmalloc(ks->len * sizeof(uint64_t));
     ks->pos = xmalloc(ks->len * sizeof(uint32_t));
     uint64_t rng = 0x853c49e6748fea9bull ^ ((uint64_t)dist << 32) ^ rows;
-    zipf_t z;
+    perf_zipf_t z;
     memset(&z, 0, sizeof(z));
     if (dist == DIST_ZIPF)
-        zipf_init(&z, rows, opt.zipf_s);
+        perf_zipf_init(&z, rows, opt.zipf_s);
     size_t top = 0;
     for (size_t i = 0; i < ks->len; i++) {
         uint64_t rank;
         if (dist == DIST_ZIPF)
-            rank = zipf_sample(&z, &rng);
+            rank = perf_zipf_draw(&z, &rng);
         else
-            rank = (uint64_t)(((unsigned __int128)splitmix64(&rng) * rows) >> 64);
+            rank = perf_rand_below(&rng, rows);
         top += rank == 0;
         ks->pos[i] = (uint32_t)perm_fwd(perm, rank);
         ks->keys[i] = key_of_rank(rank);
@@ -1858,7 +1780,7 @@ static void run_dim(uint32_t dim)
         d->bufs.grads[t] = xmalloc(opt.batch * dim * sizeof(float));
         memset(d->bufs.out[t], 0, opt.batch * dim * sizeof(float));
         for (size_t i = 0; i < opt.batch * dim; i++) /* nonzero, |g| <= 0.05 */
-            d->bufs.grads[t][i] = (float)(rand_u01(&grng) * 0.1 - 0.05) + 1e-4f;
+            d->bufs.grads[t][i] = (float)(perf_rand_u01(&grng) * 0.1 - 0.05) + 1e-4f;
     }
 
     fprintf(stderr, "bench_core: dim %u: %llu rows, stride %llu B, est. peak %.1f GiB; generating keys\n",

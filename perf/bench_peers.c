@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "peer_kv.h"
+#include "perf_util.h"
 
 typedef struct options {
     uint32_t value_bytes;   /* bytes per value */
@@ -58,92 +59,6 @@ static void usage(const char *argv0)
             argv0);
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rand_u01(uint64_t *state)
-{
-    return (double)(splitmix64(state) >> 11) * 0x1.0p-53;
-}
-
-/** Zipf(s) over ranks 1..n by rejection-inversion, O(1) per sample. */
-typedef struct zipf {
-    double s;     /* exponent */
-    double n;     /* number of ranks */
-    double hx1;   /* H(1.5) - 1 */
-    double hn;    /* H(n + 0.5) */
-    double sval;  /* acceptance shortcut bound */
-} zipf_t;
-
-static double zipf_helper1(double x) /* log1p(x) / x */
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
-}
-
-static double zipf_helper2(double x) /* expm1(x) / x */
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
-}
-
-static double zipf_h(const zipf_t *z, double x)
-{
-    return exp(-z->s * log(x));
-}
-
-static double zipf_hint(const zipf_t *z, double x)
-{
-    double lx = log(x);
-    return zipf_helper2((1.0 - z->s) * lx) * lx;
-}
-
-static double zipf_hint_inv(const zipf_t *z, double x)
-{
-    double t = x * (1.0 - z->s);
-    if (t < -1.0)
-        t = -1.0;
-    return exp(zipf_helper1(t) * x);
-}
-
-static void zipf_init(zipf_t *z, uint64_t n, double s)
-{
-    z->s = s;
-    z->n = (double)n;
-    z->hx1 = zipf_hint(z, 1.5) - 1.0;
-    z->hn = zipf_hint(z, z->n + 0.5);
-    z->sval = 2.0 - zipf_hint_inv(z, zipf_hint(z, 2.5) - zipf_h(z, 2.0));
-}
-
-/** A rank in [0, n): 0 is the most frequent. */
-static uint64_t zipf_sample(const zipf_t *z, uint64_t *rng)
-{
-    for (;;) {
-        double u = z->hn + rand_u01(rng) * (z->hx1 - z->hn);
-        double x = zipf_hint_inv(z, u);
-        double k = floor(x + 0.5);
-        if (k < 1.0)
-            k = 1.0;
-        else if (k > z->n)
-            k = z->n;
-        if (k - x <= z->sval || u >= zipf_hint(z, k + 0.5) - zipf_h(z, k))
-            return (uint64_t)k - 1;
-    }
-}
-
-static uint64_t gcd_u64(uint64_t a, uint64_t b)
-{
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 /** The read stream: len keys in [0, n). Returns NULL when out of memory;
  *  *top1 gets the share of the most frequent rank. */
 static uint64_t *stream_make(size_t len, uint64_t n, double zipf_s, double *top1)
@@ -155,16 +70,15 @@ static uint64_t *stream_make(size_t len, uint64_t n, double zipf_s, double *top1
     uint64_t a = n > 1 ? 0x9e3779b97f4a7c15ull % n : 1, b = n > 1 ? 0x2545f4914f6cdd1dull % n : 0;
     if (a == 0)
         a = 1;
-    while (gcd_u64(a, n) != 1)
+    while (perf_gcd_u64(a, n) != 1)
         a++;
-    zipf_t z;
+    perf_zipf_t z;
     memset(&z, 0, sizeof(z));
     if (zipf_s > 0)
-        zipf_init(&z, n, zipf_s);
+        perf_zipf_init(&z, n, zipf_s);
     size_t top = 0;
     for (size_t i = 0; i < len; i++) {
-        uint64_t rank = zipf_s > 0 ? zipf_sample(&z, &rng)
-                                   : (uint64_t)(((unsigned __int128)splitmix64(&rng) * n) >> 64);
+        uint64_t rank = zipf_s > 0 ? perf_zipf_draw(&z, &rng) : perf_rand_below(&rng, n);
         top += rank == 0;
         keys[i] = (uint64_t)(((unsigned __int128)rank * a + b) % n);
     }

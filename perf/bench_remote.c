@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "perf_util.h"
 #include "rdma/ucx.h"
 #include "strata.h"
 #if STRATA_HAVE_PEER_KV
@@ -52,21 +53,7 @@ static struct {
 
 static uint64_t *g_stream; /* uniform keys over [0, nkeys) */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull; /**< splitmix64 state: the run's one stream */
 
 /** Server utime+stime in seconds from /proc/<pid>/stat, -1 on error. */
 static double proc_cpu_s(pid_t pid)
@@ -89,12 +76,6 @@ static double proc_cpu_s(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 typedef struct win {
     double keys_per_s, p50_us, p99_us, cpu_per_m, secs;
     uint64_t keys;
@@ -113,10 +94,10 @@ static win_t run_window(strata_rtable_t *t, uint32_t dim, uint32_t b, pid_t spid
     win_t w;
     memset(&w, 0, sizeof(w));
     float *out = malloc((size_t)b * dim * sizeof(float));
-    size_t pos = (rng_next() % STREAM_LEN) & ~(size_t)0;
-    double warm_end = now_s() + 0.2;
+    size_t pos = (perf_rand_next(&rng_state) % STREAM_LEN) & ~(size_t)0;
+    double warm_end = perf_now_s() + 0.2;
     strata_status_t st = STRATA_OK;
-    while (now_s() < warm_end && st == STRATA_OK) {
+    while (perf_now_s() < warm_end && st == STRATA_OK) {
         if (pos + b > STREAM_LEN)
             pos = 0;
         st = grads ? strata_rtable_push(t, g_stream + pos, grads, b)
@@ -124,7 +105,7 @@ static win_t run_window(strata_rtable_t *t, uint32_t dim, uint32_t b, pid_t spid
         pos += b;
     }
     uint64_t nlat = 0, keys = 0;
-    double c0 = proc_cpu_s(spid), t0 = now_s(), tend = t0 + seconds, t1 = t0;
+    double c0 = proc_cpu_s(spid), t0 = perf_now_s(), tend = t0 + seconds, t1 = t0;
     while (st == STRATA_OK) {
         if (pos + b > STREAM_LEN)
             pos = 0;
@@ -152,7 +133,7 @@ static win_t run_window(strata_rtable_t *t, uint32_t dim, uint32_t b, pid_t spid
     w.secs = t1 - t0;
     w.keys = keys;
     w.keys_per_s = (double)keys / w.secs;
-    qsort(g_lat, nlat, sizeof(uint64_t), cmp_u64);
+    qsort(g_lat, nlat, sizeof(uint64_t), perf_cmp_u64);
     w.p50_us = (double)g_lat[nlat / 2] / 1e3;
     w.p99_us = (double)g_lat[(size_t)((double)nlat * 0.99)] / 1e3;
     w.cpu_per_m = (c0 >= 0 && c1 >= 0) ? (c1 - c0) / ((double)keys / 1e6) : -1;
@@ -161,16 +142,8 @@ static win_t run_window(strata_rtable_t *t, uint32_t dim, uint32_t b, pid_t spid
 
 static strata_client_t *connect_client(const cluster_t *cl, int ro, strata_read_mode_t mode)
 {
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_READ_ONLY | STRATA_CLIENT_FIELD_TIMEOUT_MS |
-                   STRATA_CLIENT_FIELD_READ_MODE;
-    p.servers = cl->servers;
-    p.secret = cl->secret;
-    p.secret_len = strlen(cl->secret);
-    p.read_only = ro;
-    p.timeout_ms = 60000;
+    strata_client_params_t p = cluster_client_params(cl, ro, 60000);
+    p.field_mask |= STRATA_CLIENT_FIELD_READ_MODE;
     p.read_mode = mode;
     if (opt.loc_cache) {
         p.field_mask |= STRATA_CLIENT_FIELD_LOC_CACHE;
@@ -215,7 +188,7 @@ static void ceiling_memcpy(rdma_ctx_t *ctx, const char *tr, uint32_t dim, uint64
     char *dst = aligned_alloc(64, (size_t)B * rb);
     uint64_t copies = 0;
     size_t pos = 0;
-    double t0 = now_s(), t1 = t0;
+    double t0 = perf_now_s(), t1 = t0;
     while (t1 - t0 < opt.seconds) {
         for (uint32_t i = 0; i < B; i++) {
             if (pos >= STREAM_LEN)
@@ -224,7 +197,7 @@ static void ceiling_memcpy(rdma_ctx_t *ctx, const char *tr, uint32_t dim, uint64
         }
         __asm__ __volatile__("" ::"r"(dst) : "memory");
         copies += B;
-        t1 = now_s();
+        t1 = perf_now_s();
     }
     printf("{\"bench\":\"ceiling\",\"kind\":\"mapped_memcpy\",\"transport\":\"%s\",\"dim\":%u,"
            "\"row_bytes\":%u,\"rows\":%" PRIu64 ",\"keys_per_s\":%.0f,\"GB_per_s\":%.2f}\n",
@@ -350,7 +323,7 @@ static void ceiling_ucp_get(rdma_ctx_t *ctx, const char *tr, uint32_t dim, uint6
     direct = rdma_ep_gets_direct(ep);
     uint64_t gets = 0, nlat = 0;
     size_t pos = 0;
-    double t0 = now_s(), t1 = t0;
+    double t0 = perf_now_s(), t1 = t0;
     while (t1 - t0 < opt.seconds) {
         for (uint32_t i = 0; i < B; i++) {
             if (pos >= STREAM_LEN)
@@ -369,9 +342,9 @@ static void ceiling_ucp_get(rdma_ctx_t *ctx, const char *tr, uint32_t dim, uint6
         if (nlat < LAT_CAP)
             g_lat[nlat++] = z - a;
         gets += B;
-        t1 = now_s();
+        t1 = perf_now_s();
     }
-    qsort(g_lat, nlat, sizeof(uint64_t), cmp_u64);
+    qsort(g_lat, nlat, sizeof(uint64_t), perf_cmp_u64);
     printf("{\"bench\":\"ceiling\",\"kind\":\"ucp_get\",\"transport\":\"%s\",\"dim\":%u,"
            "\"row_bytes\":%u,\"batch\":%u,\"window\":256,\"gets_direct\":%d,\"keys_per_s\":%.0f,"
            "\"p50_us\":%.1f,\"p99_us\":%.1f,\"note\":\"in-process peer worker (progressed by its own thread), "
@@ -444,7 +417,7 @@ static int run_transport(int ti)
             continue;
         }
         /* load 0..N-1 */
-        double l0 = now_s();
+        double l0 = perf_now_s();
         uint64_t *k = malloc(4096 * sizeof(uint64_t));
         float *out = malloc((size_t)4096 * dim * sizeof(float));
         for (uint64_t base = 0; base < opt.nkeys && st == STRATA_OK; base += 4096) {
@@ -454,7 +427,7 @@ static int run_transport(int ti)
             st = strata_rtable_lookup(trw, k, n, out, NULL, STRATA_LOOKUP_INIT_MISSING);
         }
         fprintf(stderr, "bench_remote: %s dim %u: loaded %" PRIu64 " keys in %.1f s (%s)\n", tr,
-                dim, opt.nkeys, now_s() - l0, strata_status_string(st));
+                dim, opt.nkeys, perf_now_s() - l0, strata_status_string(st));
         if (st == STRATA_OK)
             st = strata_client_open_table(ro, name, &tro);
         if (st == STRATA_OK)
@@ -476,7 +449,7 @@ static int run_transport(int ti)
         }
         /* the key stream: uniform over the loaded set */
         for (size_t i = 0; i < STREAM_LEN; i++)
-            g_stream[i] = rng_next() % opt.nkeys;
+            g_stream[i] = perf_rand_next(&rng_state) % opt.nkeys;
 
         for (uint32_t bi = 0; bi < opt.nbatches; bi++) {
             uint32_t b = opt.batches[bi];
@@ -530,7 +503,7 @@ static int run_transport(int ti)
         {
             float *gr = malloc((size_t)1024 * dim * sizeof(float));
             for (size_t i = 0; i < (size_t)1024 * dim; i++)
-                gr[i] = (float)((double)(rng_next() >> 11) / 9007199254740992.0 - 0.5) * 0.02f;
+                gr[i] = (float)(perf_rand_u01(&rng_state) - 0.5) * 0.02f;
             win_t w = run_window(trw, dim, 1024, spid, gr, opt.seconds);
             if (w.ok)
                 printf("{\"bench\":\"push\",\"transport\":\"%s\",\"dim\":%u,\"keys\":%" PRIu64
@@ -576,7 +549,7 @@ static void run_peers(void)
     for (uint32_t di = 0; di < opt.ndims; di++) {
         uint32_t dim = opt.dims[di];
         for (size_t i = 0; i < STREAM_LEN; i++)
-            g_stream[i] = rng_next() % opt.nkeys;
+            g_stream[i] = perf_rand_next(&rng_state) % opt.nkeys;
         struct { uint32_t batch, pipeline; } shapes[2] = {{16, 16}, {1024, 1}};
         for (int si = 0; si < 2; si++) {
             double ours = -1;
@@ -704,7 +677,7 @@ int main(int argc, char **argv)
     }
     g_stream = malloc((size_t)STREAM_LEN * sizeof(uint64_t));
     g_lat = malloc((size_t)LAT_CAP * sizeof(uint64_t));
-    double t0 = now_s();
+    double t0 = perf_now_s();
     for (int ti = 0; ti < opt.ntransports; ti++)
         run_transport(ti);
 #if STRATA_HAVE_PEER_KV
@@ -715,7 +688,7 @@ int main(int argc, char **argv)
         printf("{\"bench\":\"peer\",\"skipped\":\"built without strata_peer_kv (hiredis/"
                "libmemcached not found)\"}\n");
 #endif
-    fprintf(stderr, "bench_remote: done in %.1f s\n", now_s() - t0);
+    fprintf(stderr, "bench_remote: done in %.1f s\n", perf_now_s() - t0);
     free(g_stream);
     free(g_lat);
     return 0;

@@ -35,10 +35,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +48,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "perf_util.h"
 #include "strata.h"
 
 #define DEMO_TABLE            "demo_emb"
@@ -89,16 +88,7 @@ static void usage(FILE *f)
 
 static int parse_u64(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
-        fprintf(stderr, "strata_demo: %s %s: want an integer in [%" PRIu64 ", %" PRIu64 "]\n", name,
-                v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return perf_parse_u64("strata_demo", name, v, lo, hi, out);
 }
 
 static int parse_opts(int argc, char **argv, demo_opts_t *o)
@@ -171,150 +161,39 @@ static int parse_opts(int argc, char **argv, demo_opts_t *o)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Time, random numbers, Zipf keys                                          */
+/* Zipf keys (the clock, generator and sampler: perf_util.h)                */
 /* ------------------------------------------------------------------------ */
 
-static double now_s(void)
+/* The key of a Zipf-drawn rank (the table, built once in the parent
+ * before the workers fork, is theirs to share), scattered over the u64
+ * space (and so over shards) by a bijection. */
+static uint64_t zipf_key(const perf_zipf_cdf_t *z, uint64_t *rng)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* splitmix64: the RNG step, and (as a bijection on u64) rank -> key */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-typedef struct demo_rng {
-    uint64_t s; /**< splitmix64 state */
-} demo_rng_t;
-
-static double rng_unit(demo_rng_t *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return (double)(mix64(r->s) >> 11) * 0x1.0p-53; /* [0, 1) */
-}
-
-/* Zipf(s) over ranks 0..n-1 (rank 0 most popular): cdf[i] = P(rank <= i).
- * Built once in the parent before the workers fork; they share it. */
-typedef struct demo_zipf {
-    double *cdf; /**< n increasing values, cdf[n-1] = 1 */
-    uint64_t n;  /**< ranks */
-} demo_zipf_t;
-
-static int zipf_init(demo_zipf_t *z, uint64_t n, double s)
-{
-    z->n = n;
-    z->cdf = malloc(n * sizeof(double));
-    if (!z->cdf)
-        return -1;
-    double sum = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        sum += pow((double)(i + 1), -s);
-        z->cdf[i] = sum;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        z->cdf[i] /= sum;
-    z->cdf[n - 1] = 1.0;
-    return 0;
-}
-
-/* The key of a Zipf-drawn rank: first i with cdf[i] > u, scattered over
- * the u64 space (and so over shards) by a bijection. */
-static uint64_t zipf_key(const demo_zipf_t *z, demo_rng_t *r)
-{
-    double u = rng_unit(r);
-    uint64_t lo = 0, hi = z->n - 1;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (z->cdf[mid] > u)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return mix64(lo + 1);
+    return perf_mix64(perf_zipf_cdf_rank(z, perf_rand_u01(rng)) + 1);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Latency samples                                                          */
 /* ------------------------------------------------------------------------ */
 
-typedef struct demo_lat {
-    uint64_t *ns;  /**< one sample per request, in order */
-    size_t n;      /**< samples held */
-    size_t cap;    /**< allocated */
-    size_t mark;   /**< first sample of the current progress window */
-    uint64_t *tmp; /**< sort scratch, tmp_cap entries */
-    size_t tmp_cap;
-} demo_lat_t;
-
 #define DEMO_LAT_MAX (64u << 20) /**< samples kept; later ones are dropped */
-
-static int lat_add(demo_lat_t *l, uint64_t ns)
-{
-    if (l->n == l->cap) {
-        if (l->cap >= DEMO_LAT_MAX)
-            return 0;
-        size_t cap = l->cap ? l->cap * 2 : 65536;
-        uint64_t *p = realloc(l->ns, cap * sizeof(uint64_t));
-        if (!p)
-            return -1;
-        l->ns = p;
-        l->cap = cap;
-    }
-    l->ns[l->n++] = ns;
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* Percentiles (µs) p50, p90, p99, max of samples [from, l->n). Zeros when
  * there are none. */
-static int lat_pct(demo_lat_t *l, size_t from, double out[4])
+static int lat_pct(perf_lat_t *l, size_t from, double out[4])
 {
     size_t n = l->n - from;
     memset(out, 0, 4 * sizeof(double));
     if (n == 0)
         return 0;
-    if (n > l->tmp_cap) {
-        uint64_t *p = realloc(l->tmp, n * sizeof(uint64_t));
-        if (!p)
-            return -1;
-        l->tmp = p;
-        l->tmp_cap = n;
-    }
-    memcpy(l->tmp, l->ns + from, n * sizeof(uint64_t));
-    qsort(l->tmp, n, sizeof(uint64_t), cmp_u64);
+    const uint64_t *s = perf_lat_sorted(l, from);
+    if (!s)
+        return -1;
     static const double q[3] = {0.50, 0.90, 0.99};
-    for (int k = 0; k < 3; k++) {
-        size_t idx = (size_t)ceil(q[k] * (double)n);
-        idx = idx ? idx - 1 : 0;
-        out[k] = (double)l->tmp[idx] / 1000.0;
-    }
-    out[3] = (double)l->tmp[n - 1] / 1000.0;
+    for (int k = 0; k < 3; k++)
+        out[k] = (double)perf_pct_sorted(s, n, q[k]) / 1000.0;
+    out[3] = (double)s[n - 1] / 1000.0;
     return 0;
-}
-
-static void lat_free(demo_lat_t *l)
-{
-    free(l->ns);
-    free(l->tmp);
-    memset(l, 0, sizeof(*l));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -361,21 +240,6 @@ static int write_msg(int fd, const demo_msg_t *m)
     return 0;
 }
 
-static void stats_delta(const strata_client_stats_t *a, const strata_client_stats_t *b,
-                        strata_client_stats_t *d)
-{
-    d->lookups = a->lookups - b->lookups;
-    d->unique_keys = a->unique_keys - b->unique_keys;
-    d->onesided_hits = a->onesided_hits - b->onesided_hits;
-    d->onesided_index = a->onesided_index - b->onesided_index;
-    d->rpc_keys = a->rpc_keys - b->rpc_keys;
-    d->torn_retries = a->torn_retries - b->torn_retries;
-    d->stale_locations = a->stale_locations - b->stale_locations;
-    d->pushes = a->pushes - b->pushes;
-    d->rpcs = a->rpcs - b->rpcs;
-    d->relayouts = a->relayouts - b->relayouts;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Workers (child processes)                                                */
 /* ------------------------------------------------------------------------ */
@@ -384,7 +248,7 @@ typedef struct demo_worker_args {
     int role; /**< ROLE_* */
     const demo_opts_t *opts;
     const cluster_t *cluster;
-    const demo_zipf_t *zipf;
+    const perf_zipf_cdf_t *zipf;
     int out_fd; /**< records to the parent */
     int go_fd;  /**< one byte from the parent starts the run */
 } demo_worker_args_t;
@@ -426,7 +290,7 @@ static int worker_run(const demo_worker_args_t *w)
     memset(&m, 0, sizeof(m));
     strata_client_t *client = NULL;
     strata_rtable_t *table = NULL;
-    demo_lat_t lat[2];
+    perf_lat_t lat[2];
     memset(lat, 0, sizeof(lat));
     uint64_t *keys = malloc(batch * sizeof(uint64_t));
     float *rows = malloc(batch * dim * sizeof(float));
@@ -440,16 +304,7 @@ static int worker_run(const demo_worker_args_t *w)
         goto report;
     }
 
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_READ_ONLY | STRATA_CLIENT_FIELD_TIMEOUT_MS;
-    p.servers = w->cluster->servers;
-    p.secret = w->cluster->secret;
-    p.secret_len = strlen(w->cluster->secret);
-    p.read_only = !trainer;
-    p.timeout_ms = DEMO_TIMEOUT_MS;
-    st = strata_client_connect(&p, &client);
+    st = cluster_client_connect(w->cluster, !trainer, DEMO_TIMEOUT_MS, &client);
     if (st != STRATA_OK) {
         fail_msg(&m, st, "strata_client_connect");
         goto report;
@@ -478,8 +333,8 @@ static int worker_run(const demo_worker_args_t *w)
     if (r != 1)
         goto out_quiet; /* the parent gave up */
 
-    demo_rng_t rng = {.s = 0x5eed0000u + (uint64_t)w->role * 0x1234567ull};
-    const double t0 = now_s();
+    uint64_t rng = 0x5eed0000u + (uint64_t)w->role * 0x1234567ull;
+    const double t0 = perf_now_s();
     double t_win = t0, t_now = t0;
     uint64_t batches = 0, nkeys = 0, seen = 0, win_batches = 0, win_keys = 0;
     strata_client_stats_t s_win, s_now;
@@ -489,36 +344,36 @@ static int worker_run(const demo_worker_args_t *w)
     while (t_now - t0 < o->seconds) {
         for (uint32_t i = 0; i < batch; i++)
             keys[i] = zipf_key(w->zipf, &rng);
-        uint64_t a = now_ns();
+        uint64_t a = perf_now_ns();
         st = strata_rtable_lookup(table, keys, batch, rows, found, lookup_flags);
-        uint64_t b = now_ns();
+        uint64_t b = perf_now_ns();
         if (st != STRATA_OK) {
             fail_msg(&m, st, "strata_rtable_lookup");
             goto final;
         }
         for (uint32_t i = 0; i < batch; i++)
             seen += found[i] == seen_code;
-        if (lat_add(&lat[0], b - a))
+        if (perf_lat_add(&lat[0], b - a, DEMO_LAT_MAX))
             goto nomem;
         if (trainer) {
             /* a synthetic gradient: finite, shrinks the row */
             for (size_t i = 0; i < (size_t)batch * dim; i++)
                 grads[i] = 0.01f * rows[i];
-            a = now_ns();
+            a = perf_now_ns();
             st = strata_rtable_push(table, keys, grads, batch);
-            b = now_ns();
+            b = perf_now_ns();
             if (st != STRATA_OK) {
                 fail_msg(&m, st, "strata_rtable_push");
                 goto final;
             }
-            if (lat_add(&lat[1], b - a))
+            if (perf_lat_add(&lat[1], b - a, DEMO_LAT_MAX))
                 goto nomem;
         }
         batches++;
         nkeys += batch;
         win_batches++;
         win_keys += batch;
-        t_now = now_s();
+        t_now = perf_now_s();
         if (t_now - t_win >= 1.0) {
             demo_msg_t pm;
             memset(&pm, 0, sizeof(pm));
@@ -534,7 +389,7 @@ static int worker_run(const demo_worker_args_t *w)
                 lat[k].mark = lat[k].n;
             }
             strata_client_get_stats(client, &s_now);
-            stats_delta(&s_now, &s_win, &pm.stats);
+            perf_client_stats_delta(&s_now, &s_win, &pm.stats);
             s_win = s_now;
             if (write_msg(w->out_fd, &pm))
                 goto out_quiet;
@@ -550,7 +405,7 @@ nomem:
     m.status = STRATA_ERR_NOMEM;
     snprintf(m.err, sizeof(m.err), "recording latencies: out of memory");
 final:
-    m.elapsed_s = now_s() - t0;
+    m.elapsed_s = perf_now_s() - t0;
     m.batches = batches;
     m.keys = nkeys;
     m.rows_seen = seen;
@@ -566,7 +421,7 @@ out_quiet:
     if (client)
         strata_client_destroy(client);
     for (int k = 0; k < 2; k++)
-        lat_free(&lat[k]);
+        perf_lat_free(&lat[k]);
     free(keys);
     free(rows);
     free(grads);
@@ -589,7 +444,7 @@ typedef struct demo_child {
     demo_msg_t last;              /**< latest PROGRESS */
     int have_progress;            /**< last is valid */
     int fresh;                    /**< last not printed yet */
-    double last_t;                /**< when last arrived (now_s) */
+    double last_t;                /**< when last arrived (perf_now_s) */
     demo_msg_t result;            /**< the FINAL record */
     char buf[sizeof(demo_msg_t)]; /**< partial record */
     size_t have;                  /**< bytes in buf */
@@ -601,94 +456,6 @@ static volatile sig_atomic_t g_signal;
 static void on_signal(int sig)
 {
     g_signal = sig;
-}
-
-/* The watchdog: a process forked before the servers, holding the read end
- * of a pipe whose write end (close-on-exec, so no server holds it) only
- * the parent keeps. The parent sends each server's pid, and 0 once it has
- * stopped them itself. If the pipe ends without that 0 — the parent was
- * killed (SIGKILL, a crash) — the watchdog SIGTERMs the servers, SIGKILLs
- * them 5 s later if still there, and exits. It ignores terminal signals,
- * so it outlives whatever killed the parent. */
-static pid_t g_watchdog_pid;
-static int g_watchdog_fd = -1; /**< write end, parent only */
-
-static void watchdog_main(int fd)
-{
-    pid_t pids[CLUSTER_MAX];
-    int n = 0, disarmed = 0;
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    for (;;) {
-        pid_t p;
-        ssize_t r = read(fd, &p, sizeof(p));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r != (ssize_t)sizeof(p))
-            break;
-        if (p == 0)
-            disarmed = 1;
-        else if (n < CLUSTER_MAX)
-            pids[n++] = p;
-    }
-    if (disarmed || n == 0)
-        _exit(0);
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGTERM);
-    for (int t = 0; t < 500; t++) {
-        int alive = 0;
-        for (int i = 0; i < n; i++)
-            alive |= kill(pids[i], 0) == 0;
-        if (!alive)
-            _exit(0);
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGKILL);
-    _exit(0);
-}
-
-static int watchdog_start(void)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC))
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[1]);
-        watchdog_main(fds[0]);
-    }
-    close(fds[0]);
-    g_watchdog_pid = pid;
-    g_watchdog_fd = fds[1];
-    return 0;
-}
-
-static void watchdog_send(pid_t p)
-{
-    if (g_watchdog_fd >= 0 && write(g_watchdog_fd, &p, sizeof(p)) != (ssize_t)sizeof(p)) {
-        /* the watchdog is gone: nothing more it can do for us */
-    }
-}
-
-/* The servers are stopped: release the watchdog and reap it. */
-static void watchdog_stop(void)
-{
-    if (g_watchdog_fd < 0)
-        return;
-    watchdog_send(0);
-    close(g_watchdog_fd);
-    g_watchdog_fd = -1;
-    waitpid(g_watchdog_pid, NULL, 0);
 }
 
 /* Kill and reap every worker still running. Safe to call twice. */
@@ -712,7 +479,8 @@ static void children_kill(void)
     }
 }
 
-static int child_start(int role, const demo_opts_t *o, const cluster_t *cl, const demo_zipf_t *z)
+static int child_start(int role, const demo_opts_t *o, const cluster_t *cl,
+                       const perf_zipf_cdf_t *z)
 {
     demo_child_t *c = &g_child[role];
     int outp[2], gop[2];
@@ -748,8 +516,7 @@ static int child_start(int role, const demo_opts_t *o, const cluster_t *cl, cons
         }
         close(outp[0]);
         close(gop[1]);
-        if (g_watchdog_fd >= 0)
-            close(g_watchdog_fd);
+        cluster_watchdog_forget();
         demo_worker_args_t w = {
             .role = role, .opts = o, .cluster = cl, .zipf = z, .out_fd = outp[1], .go_fd = gop[0]};
         _exit(worker_run(&w));
@@ -794,7 +561,7 @@ static int child_read(demo_child_t *c)
             c->last = m;
             c->have_progress = 1;
             c->fresh = 1;
-            c->last_t = now_s();
+            c->last_t = perf_now_s();
             break;
         case MSG_FINAL:
             c->result = m;
@@ -852,7 +619,7 @@ static void child_explain(int role)
 /* Wait until every started worker has said READY (or failed). */
 static int children_wait_ready(int nroles)
 {
-    double deadline = now_s() + DEMO_READY_DEADLINE_S;
+    double deadline = perf_now_s() + DEMO_READY_DEADLINE_S;
     for (;;) {
         int all = 1;
         for (int k = 0; k < nroles; k++) {
@@ -865,7 +632,7 @@ static int children_wait_ready(int nroles)
         }
         if (all)
             return 0;
-        if (now_s() > deadline) {
+        if (perf_now_s() > deadline) {
             fprintf(stderr, "strata_demo: workers not connected after %.0f s\n",
                     DEMO_READY_DEADLINE_S);
             return -1;
@@ -878,16 +645,6 @@ static int children_wait_ready(int nroles)
 static double ratio(uint64_t a, uint64_t b)
 {
     return b ? (double)a / (double)b : 0.0;
-}
-
-static void fmt_rate(char *buf, size_t len, double v)
-{
-    if (v >= 1e6)
-        snprintf(buf, len, "%.2fM", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(buf, len, "%.1fk", v / 1e3);
-    else
-        snprintf(buf, len, "%.0f", v);
 }
 
 /* One role's part of the progress line: its last window's figures, or
@@ -914,7 +671,7 @@ static void progress_part(int role, double now, char *buf, size_t len)
         snprintf(buf, len, "(no report for %.0f s: in a slow call)", now - c->last_t);
         return;
     }
-    fmt_rate(rate, sizeof(rate), (double)m->keys / m->window_s);
+    perf_fmt_rate(rate, sizeof(rate), (double)m->keys / m->window_s);
     if (role == ROLE_TRAINER)
         snprintf(buf, len, "%s keys/s (lookup p50 %.0f us, push p50 %.0f us)", rate,
                  m->lat_us[0][0], m->lat_us[1][0]);
@@ -1022,7 +779,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1, cluster_up = 0, servers_ok = 0;
-    demo_zipf_t zipf = {0};
+    perf_zipf_cdf_t zipf = {0};
     cluster_t cl;
     fprintf(stderr,
             "strata_demo: %u servers, UCX_TLS=%s, table dim %u, capacity %" PRIu64
@@ -1030,11 +787,11 @@ int main(int argc, char **argv)
             " keys, %.0f s\n",
             o.servers, o.ucx_tls, o.dim, o.keys * 2, o.batch, o.read_batch, DEMO_ZIPF_S, o.keys,
             o.seconds);
-    if (zipf_init(&zipf, o.keys, DEMO_ZIPF_S)) {
+    if (perf_zipf_cdf_init(&zipf, o.keys, DEMO_ZIPF_S)) {
         fprintf(stderr, "strata_demo: Zipf table of %" PRIu64 " keys: out of memory\n", o.keys);
         goto out;
     }
-    if (watchdog_start()) {
+    if (cluster_watchdog_start(NULL, NULL)) {
         fprintf(stderr, "strata_demo: starting the watchdog: %s\n", strerror(errno));
         goto out;
     }
@@ -1046,8 +803,6 @@ int main(int argc, char **argv)
         goto out;
     }
     cluster_up = 1;
-    for (uint32_t i = 0; i < cl.n; i++)
-        watchdog_send(cl.pid[i]);
     fprintf(stderr, "strata_demo: cluster up at %s (logs in %s)\n", cl.servers, cl.dir);
 
     /* the trainer creates the table; the reader opens it once it exists */
@@ -1064,7 +819,7 @@ int main(int argc, char **argv)
         g_child[k].go_fd = -1;
     }
 
-    const double t0 = now_s();
+    const double t0 = perf_now_s();
     double last_line = t0;
     for (;;) {
         int done = 1;
@@ -1082,7 +837,7 @@ int main(int argc, char **argv)
         }
         if (done)
             break;
-        double t = now_s();
+        double t = perf_now_s();
         if (t - t0 > o.seconds + DEMO_FINISH_GRACE_S) {
             for (int k = 0; k < ROLE_COUNT; k++)
                 if (!g_child[k].final)
@@ -1103,7 +858,7 @@ int main(int argc, char **argv)
     }
 
     /* both FINAL: reap them (bounded) */
-    double deadline = now_s() + DEMO_EXIT_DEADLINE_S;
+    double deadline = perf_now_s() + DEMO_EXIT_DEADLINE_S;
     int workers_ok = 1;
     for (int k = 0; k < ROLE_COUNT; k++) {
         demo_child_t *c = &g_child[k];
@@ -1118,7 +873,7 @@ int main(int argc, char **argv)
                 c->exit_status = -1;
                 break;
             }
-            if (g_signal || now_s() > deadline) {
+            if (g_signal || perf_now_s() > deadline) {
                 fprintf(stderr, "strata_demo: %s did not exit after its result; killing it\n",
                         role_name[k]);
                 kill(c->pid, SIGKILL);
@@ -1141,7 +896,7 @@ int main(int argc, char **argv)
 
     fprintf(stderr, "strata_demo: stopping the cluster\n");
     servers_ok = cluster_stop(&cl) == 0;
-    watchdog_stop();
+    cluster_watchdog_release();
     cluster_up = 0;
     if (!servers_ok)
         fprintf(stderr, "strata_demo: a server did not exit 0; logs kept in %s\n", cl.dir);
@@ -1178,8 +933,8 @@ out:
         if (cluster_stop(&cl) != 0)
             fprintf(stderr, "strata_demo: a server did not exit 0; logs kept in %s\n", cl.dir);
     }
-    watchdog_stop();
-    free(zipf.cdf);
+    cluster_watchdog_release();
+    perf_zipf_cdf_free(&zipf);
     if (g_signal) {
         fprintf(stderr, "strata_demo: interrupted by signal %d\n", (int)g_signal);
         rc = 130;

@@ -99,6 +99,7 @@
 #include "peer_rocksdb.h"
 #include "perf_mpi.h"
 #include "perf_report.h"
+#include "perf_util.h"
 #include "strata.h"
 #include "strata_config.h"
 
@@ -198,29 +199,12 @@ static void usage(FILE *f)
 
 static int parse_u64(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
-        fprintf(stderr, "strata-perf: %s %s: want an integer in [%" PRIu64 ", %" PRIu64 "]\n", name,
-                v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return perf_parse_u64("strata-perf", name, v, lo, hi, out);
 }
 
 static int parse_double(const char *name, const char *v, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "strata-perf: %s %s: want a number in [%g, %g]\n", name, v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return perf_parse_double("strata-perf", name, v, lo, hi, out);
 }
 
 static int parse_list(const char *name, const char *v, uint64_t lo, uint64_t hi, uint32_t *out,
@@ -485,130 +469,25 @@ static int parse_opts(int argc, char **argv, perf_opts_t *o)
 /* Time, random numbers, key distributions                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double now_s(void)
-{
-    return (double)now_ns() * 1e-9;
-}
-
 static void sleep_ns(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
     nanosleep(&ts, NULL);
 }
 
-/* splitmix64's finalizer: the RNG step, and (a bijection on u64) rank -> key */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* The key Strata stores for keyspace rank r (the peers store r itself). */
 static uint64_t rank_key(uint64_t r)
 {
-    return mix64(r + 1);
-}
-
-typedef struct perf_rng {
-    uint64_t s; /**< splitmix64 state */
-} perf_rng_t;
-
-static uint64_t rng_next(perf_rng_t *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return mix64(r->s);
-}
-
-static double rng_unit(perf_rng_t *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53; /* [0, 1) */
-}
-
-static uint64_t rng_below(perf_rng_t *r, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
-}
-
-/* Zipf(s) over ranks 1..n by rejection-inversion (Hörmann & Derflinger
- * 1996, as Apache Commons' RejectionInversionZipfSampler): O(1) memory
- * and time per draw, exact for any n and s > 0. */
-typedef struct zipf_gen {
-    double s;   /**< exponent */
-    double n;   /**< ranks */
-    double hx1; /**< H(1.5) - 1 */
-    double hxn; /**< H(n + 0.5) */
-    double sq;  /**< 2 - H^-1(H(2.5) - h(2)): the squeeze */
-} zipf_gen_t;
-
-static double zipf_helper1(double x)
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - 0.25 * x));
-}
-
-static double zipf_helper2(double x)
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x * 0.5 * (1 + x / 3 * (1 + 0.25 * x));
-}
-
-static double zipf_h(const zipf_gen_t *z, double x)
-{
-    return exp(-z->s * log(x));
-}
-
-static double zipf_H(const zipf_gen_t *z, double x)
-{
-    double lx = log(x);
-    return zipf_helper2((1 - z->s) * lx) * lx;
-}
-
-static double zipf_Hinv(const zipf_gen_t *z, double x)
-{
-    double t = x * (1 - z->s);
-    if (t < -1)
-        t = -1;
-    return exp(zipf_helper1(t) * x);
-}
-
-static void zipf_init(zipf_gen_t *z, uint64_t n, double s)
-{
-    z->s = s;
-    z->n = (double)n;
-    z->hx1 = zipf_H(z, 1.5) - 1;
-    z->hxn = zipf_H(z, z->n + 0.5);
-    z->sq = 2 - zipf_Hinv(z, zipf_H(z, 2.5) - zipf_h(z, 2));
-}
-
-/* A rank in 0..n-1, rank 0 the most popular. */
-static uint64_t zipf_draw(const zipf_gen_t *z, perf_rng_t *r)
-{
-    for (;;) {
-        double u = z->hxn + rng_unit(r) * (z->hx1 - z->hxn);
-        double x = zipf_Hinv(z, u);
-        double k = floor(x + 0.5);
-        if (k < 1)
-            k = 1;
-        else if (k > z->n)
-            k = z->n;
-        if (k - x <= z->sq || u >= zipf_H(z, k + 0.5) - zipf_h(z, k))
-            return (uint64_t)k - 1;
-    }
+    return perf_mix64(r + 1);
 }
 
 /* Fill ranks[0..n) from the distribution over keyspace ranks 0..keys-1. */
 static void dist_fill(const perf_dist_t *d, uint64_t keys, uint64_t seed, uint64_t *ranks, size_t n)
 {
-    perf_rng_t r = {.s = seed};
-    zipf_gen_t z;
+    uint64_t r = seed;
+    perf_zipf_t z;
     if (d->kind == DIST_ZIPF)
-        zipf_init(&z, keys, d->s);
+        perf_zipf_init(&z, keys, d->s);
     uint64_t hot = (uint64_t)(d->hot_frac * (double)keys);
     if (hot < 1)
         hot = 1;
@@ -617,16 +496,16 @@ static void dist_fill(const perf_dist_t *d, uint64_t keys, uint64_t seed, uint64
     for (size_t i = 0; i < n; i++) {
         switch (d->kind) {
         case DIST_ZIPF:
-            ranks[i] = zipf_draw(&z, &r);
+            ranks[i] = perf_zipf_draw(&z, &r);
             break;
         case DIST_HOT:
-            if (hot == keys || rng_unit(&r) < d->hot_prob)
-                ranks[i] = rng_below(&r, hot);
+            if (hot == keys || perf_rand_u01(&r) < d->hot_prob)
+                ranks[i] = perf_rand_below(&r, hot);
             else
-                ranks[i] = hot + rng_below(&r, keys - hot);
+                ranks[i] = hot + perf_rand_below(&r, keys - hot);
             break;
         default:
-            ranks[i] = rng_below(&r, keys);
+            ranks[i] = perf_rand_below(&r, keys);
         }
     }
 }
@@ -643,7 +522,7 @@ static size_t stream_len(const perf_opts_t *o)
  * peers (which read rank 0's stream) see what Strata's client 0 saw. */
 static uint64_t stream_seed(const perf_opts_t *o, uint32_t rank)
 {
-    return mix64(o->seed * 0x100000001b3ull + rank + 1);
+    return perf_mix64(o->seed * 0x100000001b3ull + rank + 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -855,21 +734,11 @@ static perf_shm_t *g_shm;
  * terminal. */
 static int g_tty;
 
-static void fmt_rate(char *buf, size_t len, double v)
-{
-    if (v >= 1e6)
-        snprintf(buf, len, "%.2fM", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(buf, len, "%.1fk", v / 1e3);
-    else
-        snprintf(buf, len, "%.0f", v);
-}
-
 static void progress_line(const char *title, const char *phase, double t, double total, double rate,
                           uint64_t errors)
 {
     char r[32];
-    fmt_rate(r, sizeof(r), rate);
+    perf_fmt_rate(r, sizeof(r), rate);
     char tt[48];
     if (total > 0)
         snprintf(tt, sizeof(tt), "%.1f/%.1f s", t, total);
@@ -1025,9 +894,9 @@ static uint32_t job_request(perf_job_t *j, job_state_t *js, uint64_t req, uint64
             n = (uint32_t)(o->keys - first);
         for (uint32_t i = 0; i < n; i++)
             js->keys[i] = rank_key(first + i);
-        uint64_t a = now_ns();
+        uint64_t a = perf_now_ns();
         *st = strata_rtable_lookup(tb, js->keys, n, js->rows, NULL, STRATA_LOOKUP_INIT_MISSING);
-        *lat_ns = now_ns() - a;
+        *lat_ns = perf_now_ns() - a;
         return n;
     }
     tb = js->tables[js->rr[kind]++ % o->tables];
@@ -1037,15 +906,15 @@ static uint32_t job_request(perf_job_t *j, job_state_t *js, uint64_t req, uint64
             js->cursor = 0;
     }
     if (kind == WL_SERVE) {
-        uint64_t a = now_ns();
+        uint64_t a = perf_now_ns();
         *st = strata_rtable_lookup(tb, js->keys, n, js->rows, NULL, 0);
-        *lat_ns = now_ns() - a;
+        *lat_ns = perf_now_ns() - a;
         return n;
     }
     /* train: creating lookup, gradient 0.01 * row (finite, not timed), push */
-    uint64_t a = now_ns();
+    uint64_t a = perf_now_ns();
     *st = strata_rtable_lookup(tb, js->keys, n, js->rows, NULL, STRATA_LOOKUP_INIT_MISSING);
-    uint64_t b = now_ns();
+    uint64_t b = perf_now_ns();
     if (*st != STRATA_OK) {
         *lat_ns = b - a;
         return n;
@@ -1053,9 +922,9 @@ static uint32_t job_request(perf_job_t *j, job_state_t *js, uint64_t req, uint64
     const size_t m = (size_t)n * j->dim;
     for (size_t i = 0; i < m; i++)
         js->grads[i] = 0.01f * js->rows[i];
-    uint64_t c = now_ns();
+    uint64_t c = perf_now_ns();
     *st = strata_rtable_push(tb, js->keys, js->grads, n);
-    *lat_ns = (b - a) + (now_ns() - c);
+    *lat_ns = (b - a) + (perf_now_ns() - c);
     return n;
 }
 
@@ -1075,7 +944,7 @@ static int job_wait_start(uint64_t *start)
         sleep_ns(200000);
     }
     uint64_t t;
-    while ((t = now_ns()) < *start) {
+    while ((t = perf_now_ns()) < *start) {
         uint64_t d = *start - t;
         if (d > 2000000)
             sleep_ns(d - 1000000);
@@ -1120,7 +989,7 @@ static int job_measure(perf_job_t *j, job_state_t *js, perf_point_t *pt)
     perf_slot_t *slot = j->slot;
     uint64_t start;
     if (j->mpi) {
-        start = now_ns();
+        start = perf_now_ns();
     } else if (job_wait_start(&start)) {
         slot_fail(slot, "rank %u: aborted before the start", j->rank);
         return -1;
@@ -1132,7 +1001,7 @@ static int job_measure(perf_job_t *j, job_state_t *js, perf_point_t *pt)
     memset(pt, 0, sizeof(*pt));
     point_labels(pt, o, "strata", wl_name[j->workload], o->transport, j->dim, j->batch, j->clients);
     strata_client_stats_t s0, s1;
-    uint64_t req = 0, consecutive = 0, t = now_ns(), end = t;
+    uint64_t req = 0, consecutive = 0, t = perf_now_ns(), end = t;
     uint64_t last_line = t, last_keys = 0; /* MPI rank 0's progress */
     int timed = 0;
     atomic_store_explicit(&slot->state, load ? SLOT_TIMED : SLOT_WARMUP, memory_order_relaxed);
@@ -1147,7 +1016,7 @@ static int job_measure(perf_job_t *j, job_state_t *js, perf_point_t *pt)
             }
             strata_client_get_stats(js->client, &s0);
             atomic_store_explicit(&slot->state, SLOT_TIMED, memory_order_relaxed);
-            t = now_ns();
+            t = perf_now_ns();
         }
         if (timed && (by_ops ? pt->batches >= o->ops : (!load && t >= win_end)))
             break;
@@ -1160,7 +1029,7 @@ static int job_measure(perf_job_t *j, job_state_t *js, perf_point_t *pt)
         uint32_t n = job_request(j, js, req++, &lat, &st);
         if (n == 0)
             break; /* load: this client's share is done */
-        t = now_ns();
+        t = perf_now_ns();
         if (st != STRATA_OK) {
             atomic_fetch_add_explicit(&slot->errors, 1, memory_order_relaxed);
             if (timed)
@@ -1437,90 +1306,16 @@ static int netns_start(perf_netns_t *ns)
     return 0;
 }
 
-/* --- the watchdog: stops servers and namespaces if the coordinator dies --- */
-
-static pid_t g_watchdog_pid;
-static int g_watchdog_fd = -1; /**< write end, coordinator only */
-
-static void watchdog_main(int fd)
+/* The watchdog's cleanup (cluster_watchdog_start, tests/cluster.h): after
+ * it has stopped the servers of a coordinator that died, remove the
+ * namespaces and their directory, as they were when it forked. */
+static void netns_watchdog_cleanup(void *arg)
 {
-    pid_t pids[CLUSTER_MAX];
-    int n = 0, disarmed = 0;
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    for (;;) {
-        pid_t p;
-        ssize_t r = read(fd, &p, sizeof(p));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r != (ssize_t)sizeof(p))
-            break;
-        if (p == 0)
-            disarmed = 1;
-        else if (n < CLUSTER_MAX)
-            pids[n++] = p;
+    const perf_netns_t *ns = arg;
+    if (ns->prefix[0]) {
+        netns_remove(ns->prefix, ns->n);
+        sh(0, "rm -rf '%s'", ns->dir);
     }
-    if (disarmed)
-        _exit(0);
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGTERM);
-    for (int t = 0; t < 500; t++) {
-        int alive = 0;
-        for (int i = 0; i < n; i++)
-            alive |= kill(pids[i], 0) == 0;
-        if (!alive)
-            break;
-        sleep_ns(10000000);
-    }
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGKILL);
-    if (g_netns.prefix[0]) {
-        netns_remove(g_netns.prefix, g_netns.n);
-        sh(0, "rm -rf '%s'", g_netns.dir);
-    }
-    _exit(0);
-}
-
-/* Fork the watchdog; call after g_netns.prefix/n are known (netns). */
-static int watchdog_start(void)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC))
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[1]);
-        watchdog_main(fds[0]);
-    }
-    close(fds[0]);
-    g_watchdog_pid = pid;
-    g_watchdog_fd = fds[1];
-    return 0;
-}
-
-static void watchdog_send(pid_t p)
-{
-    if (g_watchdog_fd >= 0 && write(g_watchdog_fd, &p, sizeof(p)) != (ssize_t)sizeof(p)) {
-        /* the watchdog is gone: nothing more it can do */
-    }
-}
-
-static void watchdog_stop(void)
-{
-    if (g_watchdog_fd < 0)
-        return;
-    watchdog_send(0);
-    close(g_watchdog_fd);
-    g_watchdog_fd = -1;
-    waitpid(g_watchdog_pid, NULL, 0);
 }
 
 /* --- the admin process --- */
@@ -1561,10 +1356,10 @@ static int write_all(int fd, const void *buf, size_t len)
 static int read_all(int fd, void *buf, size_t len, int timeout_ms)
 {
     char *p = buf;
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = perf_now_s() + timeout_ms / 1000.0;
     while (len) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int left = timeout_ms < 0 ? 1000 : (int)((deadline - now_s()) * 1000);
+        int left = timeout_ms < 0 ? 1000 : (int)((deadline - perf_now_s()) * 1000);
         if (timeout_ms >= 0 && left <= 0)
             return -1;
         int r = poll(&pfd, 1, left > 1000 ? 1000 : left);
@@ -1656,8 +1451,7 @@ static int admin_start(const perf_opts_t *o)
         signal(SIGTERM, SIG_DFL);
         close(req[1]);
         close(rep[0]);
-        if (g_watchdog_fd >= 0)
-            close(g_watchdog_fd);
+        cluster_watchdog_forget();
         admin_main(o, req[0], rep[1]);
     }
     close(req[0]);
@@ -1781,7 +1575,7 @@ static void point_title(char *buf, size_t len, const point_spec_t *ps)
 static void point_summary(const char *title, const perf_point_t *pt)
 {
     char r[32];
-    fmt_rate(r, sizeof(r), pt->keys_per_s);
+    perf_fmt_rate(r, sizeof(r), pt->keys_per_s);
     if (strcmp(pt->system, "strata")) {
         fprintf(stderr,
                 "strata-perf %s: %s keys/s, p50 %.1f us, p99 %.1f us, %s cpu %.2f s, %" PRIu64
@@ -1823,8 +1617,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
             signal(SIGINT, SIG_IGN); /* the coordinator aborts us via the page */
             signal(SIGTERM, SIG_DFL);
             signal(SIGHUP, SIG_DFL);
-            if (g_watchdog_fd >= 0)
-                close(g_watchdog_fd);
+            cluster_watchdog_forget();
             if (g_admin_req >= 0)
                 close(g_admin_req);
             if (g_admin_rep >= 0)
@@ -1844,7 +1637,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
     }
 
     /* wait until every client is READY */
-    double deadline = now_s() + PERF_READY_DEADLINE_S;
+    double deadline = perf_now_s() + PERF_READY_DEADLINE_S;
     for (;;) {
         uint32_t ready = 0;
         for (uint32_t r = 0; r < ps->clients; r++) {
@@ -1871,7 +1664,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
         }
         if (ready == ps->clients)
             break;
-        if (g_signal || now_s() > deadline) {
+        if (g_signal || perf_now_s() > deadline) {
             if (!g_signal)
                 fprintf(stderr, "strata-perf %s: clients not ready after %.0f s\n", title,
                         PERF_READY_DEADLINE_S);
@@ -1881,7 +1674,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
     }
 
     /* release them together; the window opens after the warm-up */
-    const uint64_t start = now_ns() + 20000000ull;
+    const uint64_t start = perf_now_ns() + 20000000ull;
     const uint64_t win = start + (load ? 0 : (uint64_t)(o->warmup * 1e9));
     const uint64_t win_end = win + (uint64_t)(o->seconds * 1e9);
     const int by_time = !load && !o->ops;
@@ -1895,11 +1688,11 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
         have[0] = 1;
     }
     atomic_store_explicit(&g_shm->start_ns, start, memory_order_release);
-    double last_line = now_s(), last_keys_t = last_line;
+    double last_line = perf_now_s(), last_keys_t = last_line;
     uint64_t last_keys = 0, stall_keys = 0;
-    double stall_t = now_s();
+    double stall_t = perf_now_s();
     for (;;) {
-        uint64_t t = now_ns();
+        uint64_t t = perf_now_ns();
         if (!have[0] && t >= win) {
             if (admin_call(ADM_SNAP, ps->dim, &snap[0], err, sizeof(err)) != STRATA_OK) {
                 fprintf(stderr, "strata-perf %s: %s\n", title, err);
@@ -1946,7 +1739,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
         }
         if (done == ps->clients && have[0])
             break;
-        double ts = now_s();
+        double ts = perf_now_s();
         if (g_signal)
             goto out;
         if (by_time && t > win_end + (uint64_t)(PERF_FINISH_GRACE_S * 1e9)) {
@@ -1972,7 +1765,7 @@ static int run_point_fork(const perf_opts_t *o, const point_spec_t *ps, perf_poi
             last_keys_t = ts;
         }
         /* wake for the next snapshot on time, else every 50 ms */
-        uint64_t nap = 50000000ull, t2 = now_ns();
+        uint64_t nap = 50000000ull, t2 = perf_now_ns();
         if (!have[0] && win > t2 && win - t2 < nap)
             nap = win - t2;
         else if (by_time && have[0] && !have[1] && win_end > t2 && win_end - t2 < nap)
@@ -2555,12 +2348,12 @@ static int local_start(const perf_opts_t *o)
         int rc = netns_prepare(&g_netns, o->servers);
         if (rc != 0)
             return rc;
-        if (watchdog_start())
+        if (cluster_watchdog_start(netns_watchdog_cleanup, &g_netns))
             return -1;
         rc = netns_start(&g_netns);
         for (uint32_t i = 0; i < g_netns.n; i++)
             if (g_netns.pid[i] > 0)
-                watchdog_send(g_netns.pid[i]);
+                cluster_watchdog_watch(g_netns.pid[i]);
         if (rc != 0)
             return rc;
         size_t off = 0;
@@ -2581,7 +2374,7 @@ static int local_start(const perf_opts_t *o)
         return 0;
     }
     local_env(o);
-    if (watchdog_start())
+    if (cluster_watchdog_start(NULL, NULL))
         return -1;
     if (cluster_start(&g_cluster, o->servers, NULL) != 0) {
         fprintf(stderr, "strata-perf: could not start the local cluster (STRATA_SERVER_BIN=%s)\n",
@@ -2589,8 +2382,6 @@ static int local_start(const perf_opts_t *o)
         return -1;
     }
     g_cluster_up = 1;
-    for (uint32_t i = 0; i < g_cluster.n; i++)
-        watchdog_send(g_cluster.pid[i]);
     snprintf(g_conn.servers, sizeof(g_conn.servers), "%s", g_cluster.servers);
     snprintf(g_conn.secret, sizeof(g_conn.secret), "%s", g_cluster.secret);
     g_conn.secret_len = strlen(g_conn.secret);
@@ -2609,7 +2400,7 @@ static void local_stop(void)
         g_cluster_up = 0;
     }
     netns_teardown();
-    watchdog_stop();
+    cluster_watchdog_release();
 }
 
 /* --hold: write <out>/cluster and <out>/secret, wait for a signal. */

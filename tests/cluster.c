@@ -1,4 +1,6 @@
-/* tests/cluster.c — local strata-server clusters for tests (cluster.h). */
+/* tests/cluster.c — local strata-server clusters for tests and benchmarks,
+ * client parameters for them, and the watchdog that stops their servers
+ * when the process that started them dies (cluster.h). */
 #define _GNU_SOURCE
 #include "cluster.h"
 
@@ -92,6 +94,7 @@ static int spawn(cluster_t *c, uint32_t i, const char *const *extra)
         _exit(127);
     }
     c->pid[i] = pid;
+    cluster_watchdog_watch(pid);
     /* wait for the port file (the server writes it once listening) */
     for (int t = 0; t < 3000; t++) {
         FILE *f = fopen(portfile, "r");
@@ -213,4 +216,130 @@ int cluster_stop(cluster_t *c)
         }
     }
     return rc;
+}
+
+strata_client_params_t cluster_client_params(const cluster_t *c, int read_only, uint32_t timeout_ms)
+{
+    strata_client_params_t p;
+    memset(&p, 0, sizeof(p));
+    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
+                   STRATA_CLIENT_FIELD_READ_ONLY | STRATA_CLIENT_FIELD_TIMEOUT_MS;
+    p.servers = c->servers;
+    p.secret = c->secret;
+    p.secret_len = strlen(c->secret);
+    p.read_only = read_only;
+    p.timeout_ms = timeout_ms;
+    return p;
+}
+
+strata_status_t cluster_client_connect(const cluster_t *c, int read_only, uint32_t timeout_ms,
+                                       strata_client_t **client_p)
+{
+    strata_client_params_t p = cluster_client_params(c, read_only, timeout_ms);
+    return strata_client_connect(&p, client_p);
+}
+
+/* ---- the watchdog (cluster.h) ------------------------------------------ */
+
+#define WATCHDOG_MAX (CLUSTER_MAX * 8) /**< pids it keeps (restarts add more) */
+
+static pid_t g_watchdog_pid;   /**< the watchdog process, 0 when none */
+static int g_watchdog_fd = -1; /**< write end of its pipe, parent only */
+
+/* The watchdog process: reads pids from fd until the pipe ends; a 0 means
+ * stand down. Never returns. */
+static void watchdog_main(int fd, cluster_watchdog_cleanup_cb_t cleanup, void *arg)
+{
+    pid_t pids[WATCHDOG_MAX];
+    int n = 0, disarmed = 0;
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    for (;;) {
+        pid_t p;
+        ssize_t r = read(fd, &p, sizeof(p));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != (ssize_t)sizeof(p))
+            break;
+        if (p == 0)
+            disarmed = 1;
+        else if (n < WATCHDOG_MAX)
+            pids[n++] = p;
+    }
+    if (disarmed)
+        _exit(0);
+    for (int i = 0; i < n; i++)
+        kill(pids[i], SIGTERM);
+    int alive = 0;
+    for (int t = 0; t < 500; t++) {
+        alive = 0;
+        for (int i = 0; i < n; i++)
+            alive |= kill(pids[i], 0) == 0;
+        if (!alive)
+            break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    if (alive)
+        for (int i = 0; i < n; i++)
+            kill(pids[i], SIGKILL);
+    if (cleanup)
+        cleanup(arg);
+    _exit(0);
+}
+
+int cluster_watchdog_start(cluster_watchdog_cleanup_cb_t cleanup, void *arg)
+{
+    int fds[2];
+    if (g_watchdog_fd >= 0) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (pipe2(fds, O_CLOEXEC))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = e;
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[1]);
+        watchdog_main(fds[0], cleanup, arg);
+    }
+    close(fds[0]);
+    g_watchdog_pid = pid;
+    g_watchdog_fd = fds[1];
+    return 0;
+}
+
+void cluster_watchdog_watch(pid_t pid)
+{
+    if (g_watchdog_fd >= 0 && write(g_watchdog_fd, &pid, sizeof(pid)) != (ssize_t)sizeof(pid)) {
+        /* the watchdog is gone: nothing more it can do for us */
+    }
+}
+
+void cluster_watchdog_release(void)
+{
+    if (g_watchdog_fd < 0)
+        return;
+    cluster_watchdog_watch(0);
+    close(g_watchdog_fd);
+    g_watchdog_fd = -1;
+    waitpid(g_watchdog_pid, NULL, 0);
+    g_watchdog_pid = 0;
+}
+
+void cluster_watchdog_forget(void)
+{
+    if (g_watchdog_fd >= 0)
+        close(g_watchdog_fd);
+    g_watchdog_fd = -1;
+    g_watchdog_pid = 0;
 }

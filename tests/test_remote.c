@@ -49,16 +49,8 @@ static strata_table_schema_t schema_for(const char *name, uint64_t cap, uint32_t
 
 static strata_client_t *connect_client(const cluster_t *cl, int read_only, strata_read_mode_t mode)
 {
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_READ_ONLY | STRATA_CLIENT_FIELD_TIMEOUT_MS |
-                   STRATA_CLIENT_FIELD_READ_MODE;
-    p.servers = cl->servers;
-    p.secret = cl->secret;
-    p.secret_len = strlen(cl->secret);
-    p.read_only = read_only;
-    p.timeout_ms = 20000;
+    strata_client_params_t p = cluster_client_params(cl, read_only, 20000);
+    p.field_mask |= STRATA_CLIENT_FIELD_READ_MODE;
     p.read_mode = mode;
     strata_client_t *c = NULL;
     CHECK_OK(strata_client_connect(&p, &c));
@@ -112,13 +104,7 @@ int main(int argc, char **argv)
     CHECK_OK(strata_client_create_table(rw, &s));
     CHECK(strata_client_create_table(rw, &s) == STRATA_ERR_EXISTS, "second create must fail");
 
-    strata_table_params_t lp;
-    memset(&lp, 0, sizeof(lp));
-    lp.field_mask = STRATA_TABLE_PARAM_FIELD_SCHEMA;
-    lp.schema = s;
-    lp.schema.nshards = 1;
-    strata_table_t *ref;
-    CHECK_OK(strata_table_create(&lp, &ref));
+    strata_table_t *ref = test_reference_table(&s);
 
     strata_rtable_t *t, *tr_ro, *tr_rpc;
     CHECK_OK(strata_client_open_table(rw, "emb", &t));

@@ -312,14 +312,9 @@ static void raw_matrix(const cluster_t *cl)
 static strata_client_t *client(const cluster_t *cl, const char *secret, uint32_t timeout_ms,
                                strata_status_t *st_p)
 {
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_TIMEOUT_MS;
-    p.servers = cl->servers;
+    strata_client_params_t p = cluster_client_params(cl, 0, timeout_ms);
     p.secret = secret;
     p.secret_len = strlen(secret);
-    p.timeout_ms = timeout_ms;
     strata_client_t *c = NULL;
     *st_p = strata_client_connect(&p, &c);
     return c;
@@ -363,17 +358,8 @@ int main(void)
     CHECK_OK(strata_rtable_push(t, keys, grads, 256));
     /* a read-only one-sided reader with every key in its location cache:
      * it needs no server CPU, but must still notice the death */
-    strata_client_params_t rp;
-    memset(&rp, 0, sizeof(rp));
-    rp.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                    STRATA_CLIENT_FIELD_TIMEOUT_MS | STRATA_CLIENT_FIELD_READ_ONLY;
-    rp.servers = cl.servers;
-    rp.secret = cl.secret;
-    rp.secret_len = strlen(cl.secret);
-    rp.timeout_ms = 3000;
-    rp.read_only = 1;
     strata_client_t *reader;
-    CHECK_OK(strata_client_connect(&rp, &reader));
+    CHECK_OK(cluster_client_connect(&cl, 1, 3000, &reader));
     strata_rtable_t *rt;
     CHECK_OK(strata_client_open_table(reader, "emb", &rt));
     CHECK_OK(strata_rtable_lookup(rt, keys, 256, rows, NULL, 0));

@@ -26,16 +26,8 @@
 
 static strata_client_t *connect_client(const cluster_t *cl)
 {
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_TIMEOUT_MS;
-    p.servers = cl->servers;
-    p.secret = cl->secret;
-    p.secret_len = strlen(cl->secret);
-    p.timeout_ms = 10000;
     strata_client_t *c = NULL;
-    CHECK_OK(strata_client_connect(&p, &c));
+    CHECK_OK(cluster_client_connect(cl, 0, 10000, &c));
     return c;
 }
 
@@ -62,13 +54,7 @@ int main(void)
     s.optimizer.field_mask = STRATA_OPT_FIELD_LR;
     s.optimizer.lr = 0.1f;
     CHECK_OK(strata_client_create_table(c, &s));
-    strata_table_params_t lp;
-    memset(&lp, 0, sizeof(lp));
-    lp.field_mask = STRATA_TABLE_PARAM_FIELD_SCHEMA;
-    lp.schema = s;
-    lp.schema.nshards = 1;
-    strata_table_t *ref;
-    CHECK_OK(strata_table_create(&lp, &ref));
+    strata_table_t *ref = test_reference_table(&s);
 
     static uint64_t keys[N];
     static float grads[N * DIM], before[N * DIM], after[N * DIM], want[N * DIM];

@@ -31,17 +31,8 @@
 
 static strata_client_t *connect_client(const cluster_t *cl, int ro)
 {
-    strata_client_params_t p;
-    memset(&p, 0, sizeof(p));
-    p.field_mask = STRATA_CLIENT_FIELD_SERVERS | STRATA_CLIENT_FIELD_SECRET |
-                   STRATA_CLIENT_FIELD_READ_ONLY | STRATA_CLIENT_FIELD_TIMEOUT_MS;
-    p.servers = cl->servers;
-    p.secret = cl->secret;
-    p.secret_len = strlen(cl->secret);
-    p.read_only = ro;
-    p.timeout_ms = 30000;
     strata_client_t *c = NULL;
-    CHECK_OK(strata_client_connect(&p, &c));
+    CHECK_OK(cluster_client_connect(cl, ro, 30000, &c));
     return c;
 }
 

@@ -76,3 +76,15 @@ strata_table_params_t test_params(const char *name, uint32_t dim, uint64_t capac
     p.schema.optimizer.type = opt;
     return p;
 }
+
+strata_table_t *test_reference_table(const strata_table_schema_t *s)
+{
+    strata_table_params_t p;
+    memset(&p, 0, sizeof(p));
+    p.field_mask = STRATA_TABLE_PARAM_FIELD_SCHEMA;
+    p.schema = *s;
+    p.schema.nshards = 1;
+    strata_table_t *t = NULL;
+    CHECK_OK(strata_table_create(&p, &t));
+    return t;
+}

@@ -57,4 +57,9 @@ uint64_t test_scaled(uint64_t n);
 strata_table_params_t test_params(const char *name, uint32_t dim, uint64_t capacity,
                                   strata_optimizer_type_t opt);
 
+/** A local one-shard table with schema s (borrowed), to check a remote
+ *  table against; CHECKs that it was made. Destroy with
+ *  strata_table_destroy. */
+strata_table_t *test_reference_table(const strata_table_schema_t *s);
+
 #endif

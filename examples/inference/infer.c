@@ -53,18 +53,16 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
+#include "perf_util.h"
 #include "strata.h"
 
 #define INF_TIMEOUT_MS  10000
@@ -115,29 +113,12 @@ static void usage(FILE *f)
 
 static int parse_u64(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
-        fprintf(stderr, "infer: %s %s: want an integer in [%" PRIu64 ", %" PRIu64 "]\n", name, v,
-                lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return perf_parse_u64("infer", name, v, lo, hi, out);
 }
 
 static int parse_double(const char *name, const char *v, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "infer: %s %s: want a number in [%g, %g]\n", name, v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return perf_parse_double("infer", name, v, lo, hi, out);
 }
 
 static int parse_opts(int argc, char **argv, inf_opts_t *o)
@@ -256,55 +237,14 @@ static const char *mode_name(strata_read_mode_t m)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Time, random numbers, Zipf ids                                           */
+/* Zipf ids (the clock, generator and sampler: perf/perf_util.h)            */
 /* ------------------------------------------------------------------------ */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-typedef struct inf_rng {
-    uint64_t s;
-} inf_rng_t;
-
-static double rng_unit(inf_rng_t *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return (double)(mix64(r->s) >> 11) * 0x1.0p-53; /* [0, 1) */
-}
-
-static uint64_t gcd_u64(uint64_t a, uint64_t b)
-{
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 /* Ids of a field: Zipf rank r (0 = most popular) -> id (r * mul + add_f)
  * mod vocab, a bijection (gcd(mul, vocab) = 1) that scatters the popular
  * ids over the id space, differently for each field. */
 typedef struct inf_ids {
-    double *cdf;    /**< vocab increasing values, cdf[vocab-1] = 1 */
+    perf_zipf_cdf_t zipf; /**< Zipf(--zipf) over ranks 0..vocab-1 */
     uint64_t vocab;
     uint64_t mul;
     uint64_t add[INF_MAX_FIELDS];
@@ -315,40 +255,17 @@ static int ids_init(inf_ids_t *z, const inf_opts_t *o)
 {
     memset(z, 0, sizeof(*z));
     z->vocab = o->vocab;
-    z->cdf = malloc(o->vocab * sizeof(double));
-    if (!z->cdf)
+    if (perf_zipf_cdf_init(&z->zipf, o->vocab, o->zipf))
         return -1;
-    double sum = 0;
-    for (uint64_t i = 0; i < o->vocab; i++) {
-        sum += pow((double)(i + 1), -o->zipf);
-        z->cdf[i] = sum;
-    }
-    for (uint64_t i = 0; i < o->vocab; i++)
-        z->cdf[i] /= sum;
-    z->cdf[o->vocab - 1] = 1.0;
     z->mul = (0x9e3779b97f4a7c15ull % o->vocab) | 1;
-    while (o->vocab > 1 && gcd_u64(z->mul, o->vocab) != 1)
+    while (o->vocab > 1 && perf_gcd_u64(z->mul, o->vocab) != 1)
         z->mul = (z->mul + 2) % o->vocab;
     if (o->vocab == 1)
         z->mul = 0;
     for (uint32_t f = 0; f < INF_MAX_FIELDS; f++)
-        z->add[f] = mix64(o->seed ^ (0x1000u + f)) % o->vocab;
+        z->add[f] = perf_mix64(o->seed ^ (0x1000u + f)) % o->vocab;
     z->loaded = (uint64_t)floor(o->load_frac * (double)o->vocab + 0.5);
     return 0;
-}
-
-static uint64_t zipf_rank(const inf_ids_t *z, inf_rng_t *r)
-{
-    double u = rng_unit(r);
-    uint64_t lo = 0, hi = z->vocab - 1;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (z->cdf[mid] > u)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
 }
 
 static uint64_t key_of(const inf_ids_t *z, uint32_t field, uint64_t rank)
@@ -361,70 +278,29 @@ static uint64_t key_of(const inf_ids_t *z, uint32_t field, uint64_t rank)
 /* Latency samples                                                          */
 /* ------------------------------------------------------------------------ */
 
-typedef struct inf_lat {
-    uint64_t *ns;
-    size_t n, cap;
-} inf_lat_t;
-
-static int lat_add(inf_lat_t *l, uint64_t ns)
-{
-    if (l->n == l->cap) {
-        if (l->cap >= INF_LAT_MAX)
-            return 0; /* later samples dropped; the count still runs */
-        size_t cap = l->cap ? l->cap * 2 : 65536;
-        uint64_t *p = realloc(l->ns, cap * sizeof(uint64_t));
-        if (!p)
-            return -1;
-        l->ns = p;
-        l->cap = cap;
-    }
-    l->ns[l->n++] = ns;
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentile q of the sorted samples s[0..n), in µs (nearest rank). */
-static double pct_us(const uint64_t *s, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t idx = (size_t)ceil(q * (double)n);
-    idx = idx ? idx - 1 : 0;
-    return (double)s[idx < n ? idx : n - 1] / 1000.0;
-}
-
 /* Percentiles over the samples from `from` on (a copy is sorted). */
-static int lat_summary(const inf_lat_t *l, size_t from, double out[6])
+static int lat_summary(perf_lat_t *l, size_t from, double out[6])
 {
     size_t n = l->n - from;
     memset(out, 0, 6 * sizeof(double));
     if (n == 0)
         return 0;
-    uint64_t *s = malloc(n * sizeof(uint64_t));
+    const uint64_t *s = perf_lat_sorted(l, from);
     if (!s)
         return -1;
-    memcpy(s, l->ns + from, n * sizeof(uint64_t));
-    qsort(s, n, sizeof(uint64_t), cmp_u64);
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += (double)s[i];
-    out[0] = pct_us(s, n, 0.50);
-    out[1] = pct_us(s, n, 0.90);
-    out[2] = pct_us(s, n, 0.99);
-    out[3] = pct_us(s, n, 0.999);
+    static const double q[4] = {0.50, 0.90, 0.99, 0.999};
+    for (int k = 0; k < 4; k++)
+        out[k] = (double)perf_pct_sorted(s, n, q[k]) / 1000.0;
     out[4] = (double)s[n - 1] / 1000.0;
     out[5] = sum / (double)n / 1000.0;
-    free(s);
     return 0;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Process hygiene: signals and the watchdog (as perf/strata_demo.c)        */
+/* Process hygiene: signals (the watchdog: tests/cluster.h)                 */
 /* ------------------------------------------------------------------------ */
 
 static volatile sig_atomic_t g_signal;
@@ -432,88 +308,6 @@ static volatile sig_atomic_t g_signal;
 static void on_signal(int sig)
 {
     g_signal = sig;
-}
-
-static pid_t g_watchdog_pid;
-static int g_watchdog_fd = -1;
-
-/* Reads server pids from fd; when the pipe ends without a 0 (the parent
- * died before stopping them) it SIGTERMs them, SIGKILLs after 5 s. */
-static void watchdog_main(int fd)
-{
-    pid_t pids[CLUSTER_MAX];
-    int n = 0, disarmed = 0;
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    for (;;) {
-        pid_t p;
-        ssize_t r = read(fd, &p, sizeof(p));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r != (ssize_t)sizeof(p))
-            break;
-        if (p == 0)
-            disarmed = 1;
-        else if (n < CLUSTER_MAX)
-            pids[n++] = p;
-    }
-    if (disarmed || n == 0)
-        _exit(0);
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGTERM);
-    for (int t = 0; t < 500; t++) {
-        int alive = 0;
-        for (int i = 0; i < n; i++)
-            alive |= kill(pids[i], 0) == 0;
-        if (!alive)
-            _exit(0);
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    for (int i = 0; i < n; i++)
-        kill(pids[i], SIGKILL);
-    _exit(0);
-}
-
-static int watchdog_start(void)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC))
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[1]);
-        watchdog_main(fds[0]);
-    }
-    close(fds[0]);
-    g_watchdog_pid = pid;
-    g_watchdog_fd = fds[1];
-    return 0;
-}
-
-static void watchdog_send(pid_t p)
-{
-    if (g_watchdog_fd >= 0 && write(g_watchdog_fd, &p, sizeof(p)) != (ssize_t)sizeof(p)) {
-        /* the watchdog is gone: nothing more it can do */
-    }
-}
-
-static void watchdog_stop(void)
-{
-    if (g_watchdog_fd < 0)
-        return;
-    watchdog_send(0);
-    close(g_watchdog_fd);
-    g_watchdog_fd = -1;
-    waitpid(g_watchdog_pid, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -583,7 +377,7 @@ static int load_table(const inf_opts_t *o, const cluster_t *cl, const inf_ids_t 
         report_error("creating the table", st);
         goto out;
     }
-    double t0 = now_s();
+    double t0 = perf_now_s();
     uint64_t created = 0, total = 0;
     size_t n = 0;
     for (uint32_t f = 0; f < o->fields; f++) {
@@ -609,9 +403,9 @@ static int load_table(const inf_opts_t *o, const cluster_t *cl, const inf_ids_t 
         goto out;
     }
     fprintf(stderr,
-            "infer: table %s (dim %u, Adagrad) loaded: %" PRIu64 " rows (%" PRIu64
-            " of %" PRIu64 " ids x %u fields) in %.2f s\n",
-            o->table, o->dim, created, ids->loaded, o->vocab, o->fields, now_s() - t0);
+            "infer: table %s (dim %u, Adagrad) loaded: %" PRIu64 " rows (%" PRIu64 " of %" PRIu64
+            " ids x %u fields) in %.2f s\n",
+            o->table, o->dim, created, ids->loaded, o->vocab, o->fields, perf_now_s() - t0);
     rc = 0;
 out:
     if (c)
@@ -640,25 +434,6 @@ typedef struct inf_result {
     strata_status_t status;
 } inf_result_t;
 
-static void stats_delta(const strata_client_stats_t *a, const strata_client_stats_t *b,
-                        strata_client_stats_t *d)
-{
-    d->lookups = a->lookups - b->lookups;
-    d->unique_keys = a->unique_keys - b->unique_keys;
-    d->onesided_hits = a->onesided_hits - b->onesided_hits;
-    d->onesided_index = a->onesided_index - b->onesided_index;
-    d->onesided_absent = a->onesided_absent - b->onesided_absent;
-    d->rpc_keys = a->rpc_keys - b->rpc_keys;
-    d->torn_retries = a->torn_retries - b->torn_retries;
-    d->stale_locations = a->stale_locations - b->stale_locations;
-    d->pushes = a->pushes - b->pushes;
-    d->rpcs = a->rpcs - b->rpcs;
-    d->relayouts = a->relayouts - b->relayouts;
-    d->bytes_sent = a->bytes_sent - b->bytes_sent;
-    d->bytes_received = a->bytes_received - b->bytes_received;
-    d->bytes_onesided = a->bytes_onesided - b->bytes_onesided;
-}
-
 static double ratio(uint64_t a, uint64_t b)
 {
     return b ? (double)a / (double)b : 0.0;
@@ -671,7 +446,7 @@ static int serve(const inf_opts_t *o, const char *servers, const char *secret,
     res->status = STRATA_OK;
     strata_client_t *c = NULL;
     strata_rtable_t *t = NULL;
-    inf_lat_t lat = {0};
+    perf_lat_t lat = {0};
     const size_t per = (size_t)o->fields * o->ids;
     uint64_t *keys = malloc(per * sizeof(uint64_t));
     uint64_t *ranks = malloc(per * sizeof(uint64_t));
@@ -715,18 +490,17 @@ static int serve(const inf_opts_t *o, const char *servers, const char *secret,
             mode_name(o->read_mode), res->onesided_servers, res->nservers, o->table, dim,
             o->fields, o->ids, per);
 
-    inf_rng_t rng = {.s = o->seed * 0x2545f4914f6cdd1dull + 1};
+    uint64_t rng = o->seed * 0x2545f4914f6cdd1dull + 1;
     strata_client_stats_t s0, s1;
     memset(&s0, 0, sizeof(s0));
     double score_sum = 0;
     double t0 = 0, t_line = 0, t_now = 0;
-    size_t lat_mark = 0;
     uint64_t line_req = 0;
     for (uint64_t q = 0;; q++) {
         const int measuring = q >= o->warmup;
         if (q == o->warmup) {
             strata_client_get_stats(c, &s0);
-            t0 = t_line = t_now = now_s();
+            t0 = t_line = t_now = perf_now_s();
             if (o->warmup)
                 fprintf(stderr, "infer: %" PRIu64 " warm-up requests served; measuring\n",
                         o->warmup);
@@ -745,10 +519,10 @@ static int serve(const inf_opts_t *o, const char *servers, const char *secret,
         for (uint32_t f = 0; f < o->fields; f++)
             for (uint32_t k = 0; k < o->ids; k++) {
                 size_t i = (size_t)f * o->ids + k;
-                ranks[i] = zipf_rank(ids, &rng);
+                ranks[i] = perf_zipf_cdf_rank(&ids->zipf, perf_rand_u01(&rng));
                 keys[i] = key_of(ids, f, ranks[i]);
             }
-        const uint64_t a = now_ns();
+        const uint64_t a = perf_now_ns();
         st = strata_rtable_lookup(t, keys, per, rows, found, 0);
         if (st != STRATA_OK) {
             report_error("strata_rtable_lookup", st);
@@ -771,11 +545,11 @@ static int serve(const inf_opts_t *o, const char *servers, const char *secret,
             logit += dot / (float)o->ids;
         }
         const double score = 1.0 / (1.0 + exp(-logit));
-        const uint64_t b = now_ns();
+        const uint64_t b = perf_now_ns();
         if (!measuring)
             continue;
         score_sum += score;
-        if (lat_add(&lat, b - a))
+        if (perf_lat_add(&lat, b - a, INF_LAT_MAX))
             goto nomem;
         res->requests++;
         res->keys += per;
@@ -790,23 +564,23 @@ static int serve(const inf_opts_t *o, const char *servers, const char *secret,
             }
         }
         if ((res->requests & 63) == 0) {
-            t_now = now_s();
+            t_now = perf_now_s();
             if (t_now - t_line >= 1.0) {
                 double p[6];
-                if (lat_summary(&lat, lat_mark, p))
+                if (lat_summary(&lat, lat.mark, p))
                     goto nomem;
                 fprintf(stderr, "[%5.1fs] %.0f requests/s, p50 %.1f us, p99 %.1f us\n",
                         t_now - t0, (double)(res->requests - line_req) / (t_now - t_line), p[0],
                         p[2]);
-                lat_mark = lat.n;
+                lat.mark = lat.n;
                 line_req = res->requests;
                 t_line = t_now;
             }
         }
     }
-    res->elapsed_s = now_s() - t0;
+    res->elapsed_s = perf_now_s() - t0;
     strata_client_get_stats(c, &s1);
-    stats_delta(&s1, &s0, &res->stats);
+    perf_client_stats_delta(&s1, &s0, &res->stats);
     if (lat_summary(&lat, 0, res->lat_us))
         goto nomem;
     res->score_mean = res->requests ? score_sum / (double)res->requests : 0;
@@ -819,7 +593,7 @@ nomem:
 out:
     if (c)
         strata_client_destroy(c);
-    free(lat.ns);
+    perf_lat_free(&lat);
     free(keys);
     free(ranks);
     free(found);
@@ -907,7 +681,7 @@ int main(int argc, char **argv)
     if (o.local) {
         setenv("UCX_TLS", "sm,self,tcp", 0);
         setenv("UCX_NET_DEVICES", "lo", 0);
-        if (watchdog_start()) {
+        if (cluster_watchdog_start(NULL, NULL)) {
             fprintf(stderr, "infer: starting the watchdog: %s\n", strerror(errno));
             goto out;
         }
@@ -918,8 +692,6 @@ int main(int argc, char **argv)
             goto out;
         }
         cluster_up = 1;
-        for (uint32_t i = 0; i < cl.n; i++)
-            watchdog_send(cl.pid[i]);
         fprintf(stderr, "infer: %u strata-servers at %s (UCX_TLS=%s; logs in %s)\n", cl.n,
                 cl.servers, getenv("UCX_TLS"), cl.dir);
         servers = cl.servers;
@@ -936,7 +708,7 @@ int main(int argc, char **argv)
     if (cluster_up) {
         servers_ok = cluster_stop(&cl) == 0;
         cluster_up = 0;
-        watchdog_stop();
+        cluster_watchdog_release();
         if (!servers_ok) {
             fprintf(stderr, "infer: a strata-server did not exit 0; logs kept in %s\n", cl.dir);
             if (rc == 0)
@@ -950,8 +722,8 @@ out:
         if (cluster_stop(&cl) != 0)
             fprintf(stderr, "infer: a strata-server did not exit 0; logs kept in %s\n", cl.dir);
     }
-    watchdog_stop();
-    free(ids.cdf);
+    cluster_watchdog_release();
+    perf_zipf_cdf_free(&ids.zipf);
     if (g_signal) {
         fprintf(stderr, "infer: interrupted by signal %d\n", (int)g_signal);
         rc = 130;
