@@ -104,6 +104,8 @@ struct strata_rtable {
     uint32_t layout_gen[CL_MAX_SERVERS];
     int stale[CL_MAX_SERVERS];         /**< re-describe before one-sided reads */
     int onesided_ok;                   /**< table allows it (no TTL) */
+    int tiered;                        /**< rows may live below DRAM: a key absent
+                                            from the DRAM index is asked by RPC */
     cl_shard_t *shards;                /**< total_shards */
     cl_loc_set_t *loc;                 /**< location cache; NULL when none */
     uint64_t loc_mask;                 /**< sets - 1 */
@@ -695,15 +697,11 @@ client_gpu_t **client_gpu_slot(strata_rtable_t *t)
     return &t->c->gpu;
 }
 
-strata_status_t strata_rtable_get_stats(strata_rtable_t *t, strata_table_stats_t *stats,
-                                       double *server_cpu_s_p)
+/** Sum every server's STATS reply for t into *sum (wire form). */
+static strata_status_t stats_sum(strata_rtable_t *t, wire_stats_t *sum)
 {
-    if (!t || !stats)
-        return core_fail(STRATA_ERR_INVALID_PARAM, "table and stats must not be NULL");
     strata_client_t *c = t->c;
-    strata_table_stats_t sum;
-    memset(&sum, 0, sizeof(sum));
-    double cpu = 0;
+    memset(sum, 0, sizeof(*sum));
     for (uint32_t i = 0; i < c->nservers; i++) {
         wire_hdr_t *r;
         strata_status_t st = rpc_call(c, i, WIRE_STATS, t->table_id[i], NULL, 0, &r);
@@ -717,18 +715,45 @@ strata_status_t strata_rtable_get_stats(strata_rtable_t *t, strata_table_stats_t
         wire_stats_t ws;
         memcpy(&ws, wire_body(r), sizeof(ws));
         core_free(r);
-        uint64_t *dst = (uint64_t *)&sum;
-        _Static_assert(sizeof(strata_table_stats_t) == 15 * sizeof(uint64_t),
-                       "table stats are the 15 u64 of wire_stats_t");
         for (int k = 0; k < 15; k++)
-            dst[k] += ws.v[k];
-        cpu += (double)ws.server_cpu_ns / 1e9;
+            sum->v[k] += ws.v[k];
+        sum->server_cpu_ns += ws.server_cpu_ns;
+        for (int k = 0; k < 8; k++)
+            sum->tier[k] += ws.tier[k];
     }
-    *stats = sum;
-    if (server_cpu_s_p)
-        *server_cpu_s_p = cpu;
     return STRATA_OK;
 }
+
+strata_status_t strata_rtable_get_tier_stats(strata_rtable_t *t, strata_tier_stats_t *stats)
+{
+    if (!t || !stats)
+        return core_fail(STRATA_ERR_INVALID_PARAM, "table and stats must not be NULL");
+    wire_stats_t sum;
+    strata_status_t st = stats_sum(t, &sum);
+    if (st != STRATA_OK)
+        return st;
+    _Static_assert(sizeof(strata_tier_stats_t) == sizeof(sum.tier), "8 tier counters");
+    memcpy(stats, sum.tier, sizeof(*stats));
+    return STRATA_OK;
+}
+
+strata_status_t strata_rtable_get_stats(strata_rtable_t *t, strata_table_stats_t *stats,
+                                       double *server_cpu_s_p)
+{
+    if (!t || !stats)
+        return core_fail(STRATA_ERR_INVALID_PARAM, "table and stats must not be NULL");
+    wire_stats_t ws;
+    strata_status_t st = stats_sum(t, &ws);
+    if (st != STRATA_OK)
+        return st;
+    _Static_assert(sizeof(strata_table_stats_t) == 15 * sizeof(uint64_t),
+                   "table stats are the 15 u64 of wire_stats_t");
+    memcpy(stats, ws.v, sizeof(*stats));
+    if (server_cpu_s_p)
+        *server_cpu_s_p = (double)ws.server_cpu_ns / 1e9;
+    return STRATA_OK;
+}
+
 
 /** Whether reads of server i's rows go one-sided under the read mode. */
 static int server_onesided(const strata_client_t *c, uint32_t i)
@@ -862,6 +887,8 @@ static strata_status_t describe(strata_rtable_t *t, uint32_t i)
     }
     t->table_id[i] = d->table_id;
     t->layout_gen[i] = (uint32_t)d->layout_gen;
+    if (d->flags & WIRE_TABLE_TIERED)
+        t->tiered = 1;
     for (uint32_t k = 0; k < v->nlocal; k++) {
         const wire_shard_desc_t *sd = v->shard[k];
         if (sd->shard >= t->total_shards || sd->shard % c->nservers != i ||
@@ -1261,7 +1288,7 @@ static int mapped_lookup(strata_client_t *c, strata_rtable_t *t, const cl_shard_
         (const core_index_trailer_t *)(sh->index_local + sh->nbuckets * CORE_BUCKET_BYTES);
     c->stats.bytes_onesided += CORE_BUCKET_BYTES;
     if (__atomic_load_n(&tr->retired, __ATOMIC_ACQUIRE) == 0)
-        return 2;
+        return t->tiered ? 0 : 2; /* tiered: it may be on NVMe, the server knows */
     t->stale[sh->server] = 1; /* grown: re-read the layout before the next batch */
     return 0;
 }

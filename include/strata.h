@@ -552,6 +552,24 @@ STRATA_API strata_status_t strata_rtable_get_stats(strata_rtable_t *table,
                                                    strata_table_stats_t *stats,
                                                    double *server_cpu_s_p);
 
+/** Per-tier counters of a table, summed over every server (zeros for a
+ *  table without tiers below DRAM). */
+typedef struct strata_tier_stats {
+    uint64_t dram_hits;    /**< keys looked up by the servers and found in DRAM */
+    uint64_t dram_misses;  /**< ... not in DRAM */
+    uint64_t nvme_hits;    /**< DRAM misses found on NVMe */
+    uint64_t nvme_misses;  /**< ... absent there too */
+    uint64_t promotions;   /**< rows moved NVMe -> DRAM */
+    uint64_t demotions;    /**< rows moved out of DRAM */
+    uint64_t writebacks;   /**< dirty rows written to NVMe */
+    uint64_t nvme_rows;    /**< keys on NVMe now */
+} strata_tier_stats_t;
+
+/** The servers' per-tier counters for the table. Blocking; the client's
+ *  thread. Errors: as strata_rtable_get_stats. */
+STRATA_API strata_status_t strata_rtable_get_tier_stats(strata_rtable_t *table,
+                                                        strata_tier_stats_t *stats);
+
 /** Whether lookups to server i go one-sided (1) or by RPC (0) under the
  *  client's read mode. -1 for a bad index. */
 STRATA_API int strata_client_server_onesided(const strata_client_t *client, uint32_t i);

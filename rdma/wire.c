@@ -520,9 +520,9 @@ strata_status_t wire_decode_describe_reply(const wire_hdr_t *h, wire_describe_vi
                          "aligned",
                          (const void *)body);
     const wire_table_desc_t *desc = (const wire_table_desc_t *)(const void *)body;
-    if (desc->reserved != 0)
-        return core_fail(STRATA_ERR_PROTOCOL, "wire: DESCRIBE reply reserved = %u, must be 0",
-                         desc->reserved);
+    if (desc->flags & ~(uint32_t)WIRE_TABLE_TIERED)
+        return core_fail(STRATA_ERR_PROTOCOL, "wire: DESCRIBE reply flags 0x%x has unknown bits",
+                         desc->flags);
     if (desc->total_shards < 1)
         return core_fail(STRATA_ERR_PROTOCOL, "wire: DESCRIBE reply has total_shards 0");
     if (desc->nlocal > STRATA_SHARDS_MAX || desc->nlocal > desc->total_shards)

@@ -143,12 +143,18 @@ typedef struct wire_shard_desc {
 } wire_shard_desc_t;
 _Static_assert(sizeof(wire_shard_desc_t) == 64, "shard desc is 64 bytes");
 
+enum {
+    /** The table has a tier below DRAM (NVMe): a key absent from the DRAM
+     *  index may still exist, so a one-sided reader asks the server. */
+    WIRE_TABLE_TIERED = 1u << 0
+};
+
 /** DESCRIBE reply body head. */
 typedef struct wire_table_desc {
     uint32_t table_id;      /**< use in LOOKUP/PUSH/STATS headers */
     uint32_t total_shards;  /**< shards of the table in the whole cluster */
     uint32_t nlocal;        /**< wire_shard_desc_t entries that follow */
-    uint32_t reserved;      /**< 0 */
+    uint32_t flags;         /**< WIRE_TABLE_* */
     uint64_t layout_gen;    /**< sum of the local shards' epochs */
     wire_schema_t schema;   /**< resolved schema */
 } wire_table_desc_t;
@@ -190,8 +196,10 @@ _Static_assert(sizeof(wire_loc_t) == 16, "loc is 16 bytes");
 typedef struct wire_stats {
     uint64_t v[15];         /**< strata_table_stats_t fields in declaration order */
     uint64_t server_cpu_ns; /**< the server process's CPU time (user + system) */
+    uint64_t tier[8];       /**< strata_tier_stats_t fields in declaration order
+                                 (zeros for a table without tiers) */
 } wire_stats_t;
-_Static_assert(sizeof(wire_stats_t) == 128, "stats is 128 bytes");
+_Static_assert(sizeof(wire_stats_t) == 192, "stats is 192 bytes");
 
 /* --- encoders and decoders (wire.c) ---------------------------------------- */
 

@@ -102,6 +102,10 @@ static strata_status_t table_set(srv_table_config_t *t, const char *key, const c
         U(s->dim, UINT32_MAX, STRATA_SCHEMA_FIELD_DIM);
     } else if (!strcmp(key, "capacity")) {
         U(s->capacity, UINT64_MAX, STRATA_SCHEMA_FIELD_CAPACITY);
+    } else if (!strcmp(key, "dram_budget")) {
+        st = parse_u64(key, v, UINT64_MAX, &u);
+        if (st == STRATA_OK)
+            t->dram_budget = u;
     } else if (!strcmp(key, "shards_per_server")) {
         st = parse_u64(key, v, STRATA_SHARDS_MAX, &u);
         if (st == STRATA_OK)
@@ -248,6 +252,8 @@ strata_status_t srv_config_set(srv_config_t *c, srv_table_config_t *t, const cha
         st = parse_u64(key, v, 1ull << 40, &u);
         if (st == STRATA_OK)
             c->initial_buckets = u;
+    } else if (!strcmp(key, "nvme_dir")) {
+        snprintf(c->nvme_dir, sizeof(c->nvme_dir), "%s", v);
     } else if (!strcmp(key, "snapshot_dir")) {
         snprintf(c->snapshot_dir, sizeof(c->snapshot_dir), "%s", v);
     } else if (!strcmp(key, "verbose")) {

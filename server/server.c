@@ -21,6 +21,7 @@
 #include "server/server.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -40,6 +41,7 @@
 #include "core/snapshot.h"
 #include "core/status.h"
 #include "core/table.h"
+#include "hierarchy/tier.h"
 #include "rdma/auth.h"
 #include "rdma/ucx.h"
 #include "rdma/wire.h"
@@ -69,7 +71,10 @@ typedef struct srv_table {
     uint32_t shards_per_server;
     uint32_t total_shards;        /**< shards_per_server * nservers */
     uint32_t nlocal;              /**< == shards_per_server */
-    core_shard_t **shards;        /**< local shard i = global shard i*nservers + index */
+    core_shard_t **shards;        /**< local shard i = global shard i*nservers + index;
+                                       for a tiered table, its tier's DRAM shard */
+    hier_tier_t **tiers;          /**< NULL, or per local shard its tier manager (DRAM
+                                       over NVMe) which owns shards[i] */
 } srv_table_t;
 
 /** A received request waiting for the loop. */
@@ -151,9 +156,15 @@ static void table_destroy(srv_table_t *t)
      * them first that it is no longer current, so they re-describe (and
      * learn the table is gone) instead of reading it. */
     for (uint32_t i = 0; i < t->nlocal; i++)
-        core_shard_retire(t->shards[i]);
-    for (uint32_t i = 0; i < t->nlocal; i++)
-        core_shard_destroy(t->shards[i]);
+        if (t->shards[i])
+            core_shard_retire(t->shards[i]);
+    for (uint32_t i = 0; i < t->nlocal; i++) {
+        if (t->tiers)
+            hier_tier_destroy(t->tiers[i]); /* and its DRAM shard */
+        else
+            core_shard_destroy(t->shards[i]);
+    }
+    core_free(t->tiers);
     core_free(t->shards);
     core_free(t);
 }
@@ -176,7 +187,8 @@ static srv_table_t *table_by_id(srv_t *s, uint32_t id)
 
 /** Create a table from a schema whose capacity is the cluster's. */
 static strata_status_t table_create(srv_t *s, const strata_table_schema_t *in,
-                                    uint32_t shards_per_server, srv_table_t **t_p)
+                                    uint32_t shards_per_server, uint64_t dram_budget,
+                                    srv_table_t **t_p)
 {
     if (shards_per_server == 0 || shards_per_server > STRATA_SHARDS_MAX ||
         (uint64_t)shards_per_server * s->cfg.nservers > STRATA_SHARDS_MAX)
@@ -196,6 +208,14 @@ static strata_status_t table_create(srv_t *s, const strata_table_schema_t *in,
     if (s->ntables == SRV_MAX_TABLES)
         return core_fail(STRATA_ERR_FULL, "at most %u tables per server", SRV_MAX_TABLES);
     uint32_t total = shards_per_server * s->cfg.nservers;
+    if (dram_budget && !s->cfg.nvme_dir[0])
+        return core_fail(STRATA_ERR_INVALID_PARAM,
+                         "table %s: dram_budget needs the server's nvme_dir (the tier below)",
+                         resolved.name);
+    if (dram_budget && dram_budget < 2ull * total)
+        return core_fail(STRATA_ERR_INVALID_PARAM,
+                         "table %s: dram_budget %" PRIu64 " is below 2 rows per shard (%u shards)",
+                         resolved.name, dram_budget, total);
     if (resolved.s.capacity < total)
         return core_fail(STRATA_ERR_INVALID_PARAM,
                          "capacity %" PRIu64 " is below the table's %u shards",
@@ -223,12 +243,42 @@ static strata_status_t table_create(srv_t *s, const strata_table_schema_t *in,
     cfg.huge_pages = 1;
     cfg.arena_ops = rdma_ctx_region_ops(s->ctx);
     cfg.initial_buckets = s->cfg.initial_buckets;
+    if (dram_budget && !(t->tiers = core_calloc(t->nlocal, sizeof(*t->tiers)))) {
+        core_free(t->shards);
+        core_free(t);
+        return core_fail(STRATA_ERR_NOMEM, "table: out of memory");
+    }
     for (uint32_t i = 0; i < t->nlocal; i++) {
         uint32_t g = i * s->cfg.nservers + s->cfg.server_index;
         /* the cluster's capacity split exactly over the global shards */
         cfg.capacity = resolved.s.capacity / total + (g < resolved.s.capacity % total ? 1 : 0);
         cfg.seed = g;
-        st = core_shard_create(&cfg, &t->shards[i]);
+        if (t->tiers) {
+            /* DRAM holds this shard's share of the budget; the rest lives
+             * in <nvme_dir>/<table>.<g>/ (docs/tiers.md) */
+            char dir[512];
+            snprintf(dir, sizeof(dir), "%s/%s.%u", s->cfg.nvme_dir, resolved.name, g);
+            if (mkdir(s->cfg.nvme_dir, 0755) != 0 && errno != EEXIST)
+                st = core_fail_errno(errno, "nvme_dir %s", s->cfg.nvme_dir);
+            else if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                st = core_fail_errno(errno, "nvme dir %s", dir);
+            hier_tier_config_t tc;
+            memset(&tc, 0, sizeof(tc));
+            tc.dram = cfg;
+            tc.dram.capacity = dram_budget / total + (g < dram_budget % total ? 1 : 0);
+            tc.nvme.dir = dir;
+            tc.nvme.expected_keys = cfg.capacity;
+            tc.nvme.flags = HIER_NVME_CREATE;
+            tc.policy = resolved.s.eviction == STRATA_EVICT_LFU     ? HIER_POLICY_LFU
+                        : resolved.s.eviction == STRATA_EVICT_SCORE ? HIER_POLICY_SCORE
+                                                                    : HIER_POLICY_LRU;
+            if (st == STRATA_OK)
+                st = hier_tier_create(&tc, &t->tiers[i]);
+            if (st == STRATA_OK)
+                t->shards[i] = hier_tier_dram(t->tiers[i]);
+        } else {
+            st = core_shard_create(&cfg, &t->shards[i]);
+        }
         if (st != STRATA_OK) {
             t->nlocal = i;
             table_destroy(t);
@@ -299,7 +349,7 @@ static strata_status_t restore_on_schema(void *arg, const core_schema_t *schema)
 {
     restore_ctx_t *rc = arg;
     if (!rc->t) /* a table created at run time: the snapshot is its only record */
-        return table_create(rc->s, &schema->s, schema->s.nshards, &rc->t);
+        return table_create(rc->s, &schema->s, schema->s.nshards, 0, &rc->t);
     if (schema->s.dim != rc->t->schema.s.dim)
         return core_fail(STRATA_ERR_DIM_MISMATCH, "snapshot of %s has dim %u, config %u",
                          schema->name, schema->s.dim, rc->t->schema.s.dim);
@@ -664,6 +714,7 @@ static void handle_describe(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
     d->table_id = t->id;
     d->total_shards = t->total_shards;
     d->nlocal = t->nlocal;
+    d->flags = t->tiers ? WIRE_TABLE_TIERED : 0;
     wire_encode_schema(&t->schema.s, t->shards_per_server, &d->schema);
     size_t off = sizeof(*d);
     uint64_t gen = 0;
@@ -787,7 +838,16 @@ static void handle_lookup(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
             continue;
         const uint32_t *idx = s->pos + s->start[sh];
         core_shard_t *shard = t->shards[sh];
-        if (init) {
+        if (t->tiers) {
+            /* DRAM, then NVMe (batched io_uring reads), promoting as the
+             * table's policy says; creates absent rows when asked */
+            st = hier_tier_lookup(t->tiers[sh], keys, idx, m, rows, found, now,
+                                  init ? HIER_LOOKUP_CREATE : 0);
+            if (st != STRATA_OK) {
+                core_free(r);
+                goto fail;
+            }
+        } else if (init) {
             st = core_shard_find_or_insert(shard, keys, idx, m, rows, found, now, true);
             if (st != STRATA_OK) {
                 core_free(r);
@@ -865,7 +925,8 @@ static void handle_push(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
         uint32_t m = s->start[sh + 1] - s->start[sh];
         if (m == 0)
             continue;
-        st = core_shard_apply(t->shards[sh], keys, s->pos + s->start[sh], grads, m, now);
+        st = t->tiers ? hier_tier_apply(t->tiers[sh], keys, s->pos + s->start[sh], grads, m, now)
+                      : core_shard_apply(t->shards[sh], keys, s->pos + s->start[sh], grads, m, now);
         if (st != STRATA_OK)
             goto fail;
     }
@@ -892,7 +953,7 @@ static void handle_create(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
     strata_status_t st = wire_decode_schema(wire_body(h), h->body_len, &schema, name, &sps);
     srv_table_t *t = NULL;
     if (st == STRATA_OK)
-        st = table_create(s, &schema, sps, &t);
+        st = table_create(s, &schema, sps, 0, &t);
     if (st != STRATA_OK) {
         reply_fail(s, se->ep, h, st);
         return;
@@ -902,6 +963,20 @@ static void handle_create(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
     srv_reply_t *r = reply_new(s, h, WIRE_CREATE, 0);
     if (r)
         reply_send(s, se->ep, r);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 ? 0 : 0; /* best effort: go on */
+}
+
+/** rm -rf path (best effort; logs nothing). */
+static void remove_tree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void handle_drop(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
@@ -931,7 +1006,18 @@ static void handle_drop(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
      * keep reading the (unlinked) pages, which no longer change; over
      * verbs their reads fail. Either way they fall back to RPC and get
      * UNKNOWN_TABLE. */
+    /* a dropped tiered table's NVMe directories go too (a shutdown keeps
+     * them: that is where the rows survive) */
+    uint32_t ntiers = t->tiers ? t->nlocal : 0;
+    char tname[STRATA_NAME_MAX + 1];
+    snprintf(tname, sizeof(tname), "%s", t->schema.name);
     table_drop(s, t);
+    for (uint32_t i = 0; i < ntiers; i++) {
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/%s.%u", s->cfg.nvme_dir, tname,
+                 i * s->cfg.nservers + s->cfg.server_index);
+        remove_tree(dir);
+    }
     srv_reply_t *r = reply_new(s, h, WIRE_DROP, 0);
     if (r)
         reply_send(s, se->ep, r);
@@ -959,6 +1045,14 @@ static void handle_stats(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
                           cs.bytes_rows, cs.bytes_state, cs.bytes_index};
         for (int k = 0; k < 15; k++)
             ws->v[k] += v[k];
+    }
+    for (uint32_t i = 0; t->tiers && i < t->nlocal; i++) {
+        hier_tier_stats_t ts;
+        hier_tier_get_stats(t->tiers[i], &ts);
+        uint64_t v[8] = {ts.dram_hits,  ts.dram_misses, ts.nvme_hits,  ts.nvme_misses,
+                         ts.promotions, ts.demotions,   ts.writebacks, ts.nvme.keys};
+        for (int k = 0; k < 8; k++)
+            ws->tier[k] += v[k];
     }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -1137,8 +1231,9 @@ strata_status_t srv_create(const srv_config_t *c, srv_t **s_p)
         srv_table_t *t;
         srv_table_config_t tc = c->tables[i];
         tc.schema.name = tc.name;
-        st = table_create(s, &tc.schema, tc.shards_per_server, &t);
-        if (st == STRATA_OK && c->snapshot_dir[0])
+        st = table_create(s, &tc.schema, tc.shards_per_server, tc.dram_budget, &t);
+        /* a tiered table's rows survive on its NVMe tier, not in snapshots */
+        if (st == STRATA_OK && c->snapshot_dir[0] && !t->tiers)
             st = table_restore(s, t);
     }
     if (st == STRATA_OK && c->snapshot_dir[0])
@@ -1197,8 +1292,22 @@ strata_status_t srv_run(srv_t *s)
         drain_queue(s);
     } while ((s->replies_in_flight > 0 || s->qhead != s->qtail) && rdma_now_ns() < deadline);
     strata_status_t result = STRATA_OK;
+    for (uint32_t i = 0; i < s->ntables; i++) {
+        srv_table_t *t = s->tables[i];
+        for (uint32_t k = 0; t->tiers && k < t->nlocal; k++) {
+            /* dirty DRAM rows to NVMe, synced: the tier reopens with them */
+            strata_status_t st = hier_tier_flush(t->tiers[k]);
+            if (st != STRATA_OK) {
+                fprintf(stderr, "strata-server[%u]: flushing %s to NVMe failed: %s\n",
+                        s->cfg.server_index, t->schema.name, strata_last_error());
+                result = st;
+            }
+        }
+    }
     if (s->cfg.snapshot_dir[0]) {
         for (uint32_t i = 0; i < s->ntables; i++) {
+            if (s->tables[i]->tiers)
+                continue; /* on NVMe already */
             strata_status_t st = table_save(s, s->tables[i]);
             if (st != STRATA_OK) {
                 fprintf(stderr, "strata-server[%u]: snapshot of %s failed: %s\n",

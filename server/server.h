@@ -27,6 +27,9 @@ typedef struct srv_table_config {
     strata_table_schema_t schema;        /**< capacity = the whole cluster's */
     char name[STRATA_NAME_MAX + 1];      /**< schema.name points here */
     uint32_t shards_per_server;          /**< >= 1 */
+    uint64_t dram_budget;                /**< rows in DRAM, whole cluster; 0 = all of
+                                              capacity (no tier below). With
+                                              nvme_dir, rows beyond it live on NVMe */
 } srv_table_config_t;
 
 typedef struct srv_config {
@@ -42,6 +45,8 @@ typedef struct srv_config {
     uint32_t idle_spin_us;       /**< busy-poll this long after activity, then sleep on
                                       the worker's event fd; default 200 */
     char snapshot_dir[256];      /**< "" = none: on SIGTERM save, at start restore */
+    char nvme_dir[256];          /**< "" = none; tables with a dram_budget keep their
+                                      colder rows in <nvme_dir>/<table>.<shard>/ */
     uint64_t initial_buckets;    /**< index buckets per new shard; 0 = core's default */
     int verbose;                 /**< log sessions and errors to stderr */
     uint32_t ntables;

@@ -257,7 +257,7 @@ static strata_status_t fuzz_describe(const wire_hdr_t *h)
     need(v.desc == wire_body(h) && inside(v.desc, sizeof(*v.desc)) && aligned(v.desc, 8),
          "desc view", st);
     need(v.nlocal == v.desc->nlocal && v.nlocal <= STRATA_SHARDS_MAX &&
-             v.nlocal <= v.desc->total_shards && v.desc->reserved == 0,
+             v.nlocal <= v.desc->total_shards && (v.desc->flags & ~(uint32_t)WIRE_TABLE_TIERED) == 0,
          "desc fields", st);
     const uint8_t *end = (const uint8_t *)wire_body(h) + sizeof(wire_table_desc_t);
     for (uint32_t i = 0; i < v.nlocal; i++) {

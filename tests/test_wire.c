@@ -1075,8 +1075,9 @@ static void test_describe(void)
 
     const size_t o_total = offsetof(wire_table_desc_t, total_shards);
     const size_t o_nlocal = offsetof(wire_table_desc_t, nlocal);
-    const size_t o_res = offsetof(wire_table_desc_t, reserved);
-    describe_patch(body, len, o_res, 1, 4, STRATA_ERR_PROTOCOL);
+    const size_t o_res = offsetof(wire_table_desc_t, flags);
+    describe_patch(body, len, o_res, 1, 4, STRATA_OK); /* WIRE_TABLE_TIERED */
+    describe_patch(body, len, o_res, 2, 4, STRATA_ERR_PROTOCOL);
     describe_patch(body, len, o_total, 0, 4, STRATA_ERR_PROTOCOL);
     describe_patch(body, len, o_total, 2, 4, STRATA_ERR_PROTOCOL);  /* nlocal 3 > total 2 */
     describe_patch(body, len, o_total, 4, 4, STRATA_ERR_PROTOCOL);  /* shard id 4 >= total 4 */
