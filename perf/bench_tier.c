@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "bench_tier.h"
+#include "perf_util.h"
 #include "core/hash.h"
 #include "core/init.h"
 #include "core/optim.h"
@@ -93,17 +94,6 @@ static double cpu_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *x)
-{
-    *x += 0x9e3779b97f4a7c15ULL;
-    return core_mix64(*x);
-}
-
-static double rand_u01(uint64_t *x)
-{
-    return (double)(rng_next(x) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /** The store's keys: any u64, not 0..N. */
@@ -154,65 +144,6 @@ static void die(const char *what, strata_status_t st)
     exit(1);
 }
 
-/* --- Zipf(s) by rejection-inversion (Hörmann & Derflinger 1996), as
- *     perf/bench_core.c ------------------------------------------------- */
-
-typedef struct zipf {
-    double s, n, hx1, hn, sval;
-} zipf_t;
-
-static double zh1(double x)
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
-}
-
-static double zh2(double x)
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
-}
-
-static double zipf_h(const zipf_t *z, double x)
-{
-    return exp(-z->s * log(x));
-}
-
-static double zipf_hint(const zipf_t *z, double x)
-{
-    double lx = log(x);
-    return zh2((1.0 - z->s) * lx) * lx;
-}
-
-static double zipf_hint_inv(const zipf_t *z, double x)
-{
-    double t = x * (1.0 - z->s);
-    if (t < -1.0)
-        t = -1.0;
-    return exp(zh1(t) * x);
-}
-
-static void zipf_init(zipf_t *z, uint64_t n, double s)
-{
-    z->s = s;
-    z->n = (double)n;
-    z->hx1 = zipf_hint(z, 1.5) - 1.0;
-    z->hn = zipf_hint(z, z->n + 0.5);
-    z->sval = 2.0 - zipf_hint_inv(z, zipf_hint(z, 2.5) - zipf_h(z, 2.0));
-}
-
-static uint64_t zipf_sample(const zipf_t *z, uint64_t *rng)
-{
-    for (;;) {
-        double u = z->hn + rand_u01(rng) * (z->hx1 - z->hn);
-        double x = zipf_hint_inv(z, u);
-        double k = floor(x + 0.5);
-        if (k < 1.0)
-            k = 1.0;
-        else if (k > z->n)
-            k = z->n;
-        if (k - x <= z->sval || u >= zipf_hint(z, k + 0.5) - zipf_h(z, k))
-            return (uint64_t)k - 1;
-    }
-}
 
 /* --- fio ------------------------------------------------------------------ */
 
@@ -328,11 +259,11 @@ typedef struct zp_point {
 
 /** Keys of one batch: Zipf ranks spread over the table by a bijection of
  *  [0, rows), so hot rows are scattered over pages and the index. */
-static void zipf_batch(const zipf_t *z, uint64_t *rng, uint64_t zrows, size_t n, uint64_t *keys,
+static void zipf_batch(const perf_zipf_t *z, uint64_t *rng, uint64_t zrows, size_t n, uint64_t *keys,
                        uint32_t *rows)
 {
     for (size_t i = 0; i < n; i++) {
-        uint64_t rank = zipf_sample(z, rng);
+        uint64_t rank = perf_zipf_draw(z, rng);
         uint64_t row = (rank * 2654435761ull + 12345) % zrows;
         keys[i] = key_of(row ^ 0x7777ull);
         rows[i] = (uint32_t)row;
@@ -340,7 +271,7 @@ static void zipf_batch(const zipf_t *z, uint64_t *rng, uint64_t zrows, size_t n,
 }
 
 static zp_point_t zipf_point(const char *dir, uint64_t zrows, double budget, hier_policy_t pol,
-                             const zipf_t *z, uint64_t seed, double warm_s, double seconds)
+                             const perf_zipf_t *z, uint64_t seed, double warm_s, double seconds)
 {
     hier_tier_config_t c;
     memset(&c, 0, sizeof(c));
@@ -604,7 +535,7 @@ int main(int argc, char **argv)
     uint64_t *stream = malloc((size_t)STREAM * sizeof(uint64_t));
     uint64_t rng = 42;
     for (uint32_t i = 0; i < STREAM; i++)
-        stream[i] = key_of((uint64_t)(((unsigned __int128)rng_next(&rng) * o.rows) >> 64));
+        stream[i] = key_of((uint64_t)(((unsigned __int128)perf_rand_next(&rng) * o.rows) >> 64));
 
     /* --- randread vs fio --------------------------------------------------- */
     static const unsigned qds[3] = {1, 32, 128};
@@ -705,8 +636,8 @@ int main(int argc, char **argv)
         double zl;
         hier_nvme_t *zs = load_store(zdir, o.zipf_rows, 1, &zl, o.zipf_rows);
         hier_nvme_close(zs);
-        zipf_t z;
-        zipf_init(&z, o.zipf_rows, o.zipf_s);
+        perf_zipf_t z;
+        perf_zipf_init(&z, o.zipf_rows, o.zipf_s);
         static const double budgets[] = {0.01, 0.02, 0.05, 0.10, 0.20, 0.40};
         enum { NB = sizeof(budgets) / sizeof(budgets[0]) };
         zp_point_t pts[2][NB];
