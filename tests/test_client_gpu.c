@@ -39,23 +39,7 @@
 
 static strata_table_schema_t schema_for(const char *name, uint32_t dim)
 {
-    strata_table_schema_t s;
-    memset(&s, 0, sizeof(s));
-    s.field_mask = STRATA_SCHEMA_FIELD_NAME | STRATA_SCHEMA_FIELD_DIM |
-                   STRATA_SCHEMA_FIELD_CAPACITY | STRATA_SCHEMA_FIELD_OPTIMIZER |
-                   STRATA_SCHEMA_FIELD_INITIALIZER | STRATA_SCHEMA_FIELD_NSHARDS;
-    s.name = name;
-    s.dim = dim;
-    s.capacity = 400000;
-    s.nshards = 2;
-    s.optimizer.type = STRATA_OPT_ADAGRAD;
-    s.optimizer.field_mask = STRATA_OPT_FIELD_LR;
-    s.optimizer.lr = 0.05f;
-    s.initializer.type = STRATA_INIT_UNIFORM;
-    s.initializer.a = -0.1f;
-    s.initializer.b = 0.1f;
-    s.initializer.seed = 7;
-    return s;
+    return test_cluster_schema(name, dim, 400000, 2, STRATA_OPT_ADAGRAD, 0.05f, 7);
 }
 
 static strata_client_t *connect_client(const cluster_t *cl, int read_only, strata_read_mode_t mode)

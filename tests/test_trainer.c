@@ -70,23 +70,7 @@ static uint64_t key_of(uint64_t k)
 
 static strata_table_schema_t schema_for(const char *name)
 {
-    strata_table_schema_t s;
-    memset(&s, 0, sizeof(s));
-    s.field_mask = STRATA_SCHEMA_FIELD_NAME | STRATA_SCHEMA_FIELD_DIM |
-                   STRATA_SCHEMA_FIELD_CAPACITY | STRATA_SCHEMA_FIELD_OPTIMIZER |
-                   STRATA_SCHEMA_FIELD_INITIALIZER | STRATA_SCHEMA_FIELD_NSHARDS;
-    s.name = name;
-    s.dim = DIM;
-    s.capacity = 100000;
-    s.nshards = 2;
-    s.optimizer.type = STRATA_OPT_SGD;
-    s.optimizer.field_mask = STRATA_OPT_FIELD_LR;
-    s.optimizer.lr = LR;
-    s.initializer.type = STRATA_INIT_UNIFORM;
-    s.initializer.a = -0.1f;
-    s.initializer.b = 0.1f;
-    s.initializer.seed = 11;
-    return s;
+    return test_cluster_schema(name, DIM, 100000, 2, STRATA_OPT_SGD, LR, 11);
 }
 
 static strata_rtable_t *open_table(const char *name)

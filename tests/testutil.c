@@ -88,3 +88,26 @@ strata_table_t *test_reference_table(const strata_table_schema_t *s)
     CHECK_OK(strata_table_create(&p, &t));
     return t;
 }
+
+strata_table_schema_t test_cluster_schema(const char *name, uint32_t dim, uint64_t capacity,
+                                          uint32_t shards, strata_optimizer_type_t opt, float lr,
+                                          uint64_t seed)
+{
+    strata_table_schema_t s;
+    memset(&s, 0, sizeof(s));
+    s.field_mask = STRATA_SCHEMA_FIELD_NAME | STRATA_SCHEMA_FIELD_DIM |
+                   STRATA_SCHEMA_FIELD_CAPACITY | STRATA_SCHEMA_FIELD_OPTIMIZER |
+                   STRATA_SCHEMA_FIELD_INITIALIZER | STRATA_SCHEMA_FIELD_NSHARDS;
+    s.name = name;
+    s.dim = dim;
+    s.capacity = capacity;
+    s.nshards = shards;
+    s.optimizer.type = opt;
+    s.optimizer.field_mask = STRATA_OPT_FIELD_LR;
+    s.optimizer.lr = lr;
+    s.initializer.type = STRATA_INIT_UNIFORM;
+    s.initializer.a = -0.1f;
+    s.initializer.b = 0.1f;
+    s.initializer.seed = seed;
+    return s;
+}

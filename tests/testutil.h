@@ -62,4 +62,11 @@ strata_table_params_t test_params(const char *name, uint32_t dim, uint64_t capac
  *  strata_table_destroy. */
 strata_table_t *test_reference_table(const strata_table_schema_t *s);
 
+/** The schema the cluster tests share: name, dim, capacity, shards (per
+ *  server), an optimizer with lr, and UNIFORM(-0.1, 0.1) rows seeded with
+ *  seed. name is borrowed. */
+strata_table_schema_t test_cluster_schema(const char *name, uint32_t dim, uint64_t capacity,
+                                          uint32_t shards, strata_optimizer_type_t opt, float lr,
+                                          uint64_t seed);
+
 #endif
