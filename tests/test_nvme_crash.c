@@ -225,8 +225,11 @@ int main(void)
                 CHECK(ms, "out of memory");
             }
             clock_gettime(CLOCK_MONOTONIC, &t);
-            uint64_t el = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000 +
-                          (uint64_t)(t.tv_nsec - t0.tv_nsec) / 1000000;
+            /* signed: tv_nsec may be below t0's (the old unsigned form
+             * wrapped to a huge value and killed the child at once) */
+            int64_t el_s = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 +
+                           ((int64_t)t.tv_nsec - (int64_t)t0.tv_nsec) / 1000000;
+            uint64_t el = el_s > 0 ? (uint64_t)el_s : 0;
             /* kill once the window has passed and the child has had two
              * batches acknowledged (a loaded machine, or a sanitizer build,
              * may need longer than the window for that); give up waiting
