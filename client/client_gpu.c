@@ -45,6 +45,7 @@
 #include "client/client_internal.h"
 #include "core/alloc.h"
 #include "core/status.h"
+#include "gpu/gpu_cuda_status.h"
 #include "strata.h"
 
 /* ---- the runtime, loaded on first use ----------------------------------- */
@@ -119,33 +120,12 @@ static const cudart_api_t *cudart(void)
     return &g_cudart;
 }
 
-/** Translate a cudaError_t once, here (the same mapping as gpu/gpu_runtime.c). */
+/** Translate a cudaError_t (gpu/gpu_cuda_status.h) with the runtime's text. */
 static strata_status_t cuda_status(const cudart_api_t *rt, cudaError_t e, const char *what)
 {
-    if (e == cudaSuccess)
+    strata_status_t st = gpu_cuda_status_code(e);
+    if (st == STRATA_OK)
         return STRATA_OK;
-    strata_status_t st;
-    switch (e) {
-    case cudaErrorMemoryAllocation:
-        st = STRATA_ERR_NOMEM;
-        break;
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInitializationError:
-    case cudaErrorInvalidDevice:
-    case cudaErrorNotSupported:
-    case cudaErrorSystemDriverMismatch:
-    case cudaErrorCompatNotSupportedOnDevice:
-        st = STRATA_ERR_UNSUPPORTED;
-        break;
-    case cudaErrorInvalidValue:
-    case cudaErrorInvalidResourceHandle:
-        st = STRATA_ERR_INVALID_PARAM;
-        break;
-    default:
-        st = STRATA_ERR_INTERNAL;
-        break;
-    }
     return core_fail(st, "%s: %s (%s)", what, rt->error_string(e), rt->error_name(e));
 }
 

@@ -17,37 +17,16 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "gpu/gpu.h"
+#include "gpu/gpu_cuda_status.h"
 #include "gpu/gpu_internal.h"
 #include "gpu/gpu_logic.h"
 
 strata_status_t gpu_cuda_status(int err, const char *what)
 {
     const cudaError_t e = (cudaError_t)err;
-    if (e == cudaSuccess)
+    strata_status_t st = gpu_cuda_status_code(e);
+    if (st == STRATA_OK)
         return STRATA_OK;
-    strata_status_t st;
-    switch (e) {
-    case cudaErrorMemoryAllocation:
-        st = STRATA_ERR_NOMEM;
-        break;
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInitializationError:
-    case cudaErrorInvalidDevice:
-    case cudaErrorNotSupported:
-    case cudaErrorSystemDriverMismatch:
-    case cudaErrorCompatNotSupportedOnDevice:
-    case cudaErrorNoKernelImageForDevice:
-    case cudaErrorUnsupportedPtxVersion:
-        st = STRATA_ERR_UNSUPPORTED;
-        break;
-    case cudaErrorInvalidValue:
-        st = STRATA_ERR_INVALID_PARAM;
-        break;
-    default:
-        st = STRATA_ERR_INTERNAL;
-        break;
-    }
     return core_fail(st, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
