@@ -119,6 +119,8 @@ struct srv {
     uint64_t *skeys;           /**< keys of one shard, contiguous */
     uint8_t *sfound;
     size_t scap;
+    float *srows;              /**< rows of one shard's keys (multi-shard reads) */
+    size_t srows_cap;          /**< floats srows holds */
     uint32_t start[STRATA_SHARDS_MAX + 1];
     /* counters */
     uint64_t n_requests, n_errors, n_dropped;
@@ -858,19 +860,25 @@ static void handle_lookup(srv_t *s, srv_session_t *se, const wire_hdr_t *h)
         } else {
             for (uint32_t j = 0; j < m; j++)
                 s->skeys[j] = keys[idx[j]];
-            /* rows land in place: gather into a scratch then scatter */
-            float *tmp = core_malloc((size_t)m * dim * sizeof(float));
-            if (!tmp) {
-                core_free(r);
-                st = core_fail(STRATA_ERR_NOMEM, "lookup scratch: out of memory");
-                goto fail;
+            /* rows land in place: gather into a scratch (kept and grown,
+             * like the routing scratch) then scatter */
+            size_t need = (size_t)m * dim;
+            if (need > s->srows_cap) {
+                float *nr = core_realloc(s->srows, need * sizeof(float));
+                if (!nr) {
+                    core_free(r);
+                    st = core_fail(STRATA_ERR_NOMEM, "lookup scratch: out of memory");
+                    goto fail;
+                }
+                s->srows = nr;
+                s->srows_cap = need;
             }
+            float *tmp = s->srows;
             core_lookup_batch(&shard, 1, s->skeys, m, tmp, s->sfound, now);
             for (uint32_t j = 0; j < m; j++) {
                 memcpy(rows + (size_t)idx[j] * dim, tmp + (size_t)j * dim, dim * sizeof(float));
                 found[idx[j]] = s->sfound[j];
             }
-            core_free(tmp);
         }
         if (want_loc) {
             uint32_t g = sh * s->cfg.nservers + s->cfg.server_index;
@@ -1354,5 +1362,6 @@ void srv_destroy(srv_t *s)
     core_free(s->pos);
     core_free(s->skeys);
     core_free(s->sfound);
+    core_free(s->srows);
     core_free(s);
 }
