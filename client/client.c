@@ -193,7 +193,13 @@ typedef struct cl_op {
     size_t cap_ht;            /**< entries of ht */
     uint32_t cap_chunks;      /**< entries of chunks */
     uint32_t *ht;             /**< dedup hash table */
-    uint32_t *sorted;         /**< op_make_chunks scratch */
+    uint32_t *sorted;         /**< op_make_chunks scratch; op_onesided's list of
+                                   keys for the RDMA-get path before that */
+    uint8_t *gstage;          /**< RDMA-get path staging: rows, buckets, slots,
+                                   per-key state (op_onesided) */
+    size_t cap_gstage;        /**< bytes of gstage */
+    rdma_get_t *gets;         /**< the get batch (op_onesided) */
+    size_t cap_gets;          /**< entries of gets */
     uint32_t cnt[CL_MAX_SERVERS + 1]; /**< op_make_chunks: per-server starts */
 } cl_op_t;
 
@@ -998,6 +1004,8 @@ static void op_destroy(cl_op_t *op)
     core_free(op->chunks);
     core_free(op->ht);
     core_free(op->sorted);
+    core_free(op->gstage);
+    core_free(op->gets);
     core_free(op);
 }
 
@@ -1335,7 +1343,8 @@ static strata_status_t op_onesided(cl_op_t *op)
             c->stats.relayouts++;
         }
     }
-    uint32_t *gets_pos = NULL; /* unique keys for the RDMA-get path */
+    uint32_t *gets_pos = op->sorted; /* unique keys for the RDMA-get path (op_make_chunks
+                                        uses this scratch only later) */
     uint32_t ngets = 0;
     /* software pipeline over the unique keys, rings of CL_RING entries:
      * stage A (key u + 2*CL_DIST): hash, route, prefetch its cache set;
@@ -1391,11 +1400,6 @@ static strata_status_t op_onesided(cl_op_t *op)
                 op->ufound[u] = STRATA_ROW_MISSING;
                 c->stats.onesided_absent++;
             } else if (kind[r] == 2) {
-                if (!gets_pos) {
-                    gets_pos = core_malloc((size_t)nu * sizeof(uint32_t));
-                    if (!gets_pos)
-                        return core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
-                }
                 gets_pos[ngets++] = u;
             } else {
                 op->rpc_pos[op->nrpc++] = u;
@@ -1406,19 +1410,19 @@ static strata_status_t op_onesided(cl_op_t *op)
         return STRATA_OK;
 
     /* --- RDMA gets, in rounds ---------------------------------------------- */
-    uint8_t *rowbuf = core_malloc((size_t)ngets * rowb_al + 64);
-    core_bucket_t *bk = core_malloc((size_t)ngets * 2 * sizeof(core_bucket_t) + 64);
-    uint8_t *state = core_calloc(ngets, 1);    /* 0 todo, 1 done, 2 rpc */
-    uint8_t *mode = core_calloc(ngets, 1);     /* 0 row by cache, 1 buckets, 2 row by index */
-    uint64_t *slot = core_malloc(ngets * sizeof(uint64_t));
-    uint8_t *tries = core_calloc(ngets, 1);
-    get_batch_t gb = {0};
-    if (!rowbuf || !bk || !state || !mode || !slot || !tries) {
-        st = core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
-        goto out;
-    }
-    uint8_t *rows = (uint8_t *)(((uintptr_t)rowbuf + 63) & ~(uintptr_t)63);
-    core_bucket_t *bks = (core_bucket_t *)(((uintptr_t)bk + 63) & ~(uintptr_t)63);
+    /* one staging block from the op's pooled buffers: [rows][bucket pairs]
+     * [slots][state][mode][tries], 64-byte aligned */
+    size_t stage = 64 + (size_t)ngets * (rowb_al + 2 * sizeof(core_bucket_t) + sizeof(uint64_t) + 3);
+    if (ensure(&op->gstage, &op->cap_gstage, stage, 1))
+        return core_fail(STRATA_ERR_NOMEM, "lookup staging: out of memory");
+    uint8_t *rows = (uint8_t *)(((uintptr_t)op->gstage + 63) & ~(uintptr_t)63);
+    core_bucket_t *bks = (core_bucket_t *)(rows + (size_t)ngets * rowb_al);
+    uint64_t *slot = (uint64_t *)(bks + 2 * (size_t)ngets);
+    uint8_t *state = (uint8_t *)(slot + ngets); /* 0 todo, 1 done, 2 rpc */
+    uint8_t *mode = state + ngets;              /* 0 row by cache, 1 buckets, 2 row by index */
+    uint8_t *tries = mode + ngets;
+    memset(state, 0, 3 * (size_t)ngets);
+    get_batch_t gb = {.g = op->gets, .n = 0, .cap = op->cap_gets};
     for (uint32_t k = 0; k < ngets; k++) {
         slot[k] = loc_get(t, core_key_hash(op->ukeys[gets_pos[k]]));
         mode[k] = slot[k] == UINT64_MAX ? 1 : 0;
@@ -1516,14 +1520,8 @@ static strata_status_t op_onesided(cl_op_t *op)
         if (state[k] != 1)
             op->rpc_pos[op->nrpc++] = gets_pos[k];
 out:
-    core_free(gb.g);
-    core_free(rowbuf);
-    core_free(bk);
-    core_free(state);
-    core_free(mode);
-    core_free(slot);
-    core_free(tries);
-    core_free(gets_pos);
+    op->gets = gb.g; /* gb_add may have grown it */
+    op->cap_gets = gb.cap;
     return st;
 }
 
