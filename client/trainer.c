@@ -294,6 +294,37 @@ static uint32_t *map_upsert(tr_map_t *m, uint64_t key, uint32_t val, int *added)
     return &m->vals[i];
 }
 
+/** Dedup keys[n] through map m (cleared first): out_keys gets the unique
+ *  keys in first-seen order, inv[i] the unique index of keys[i], and with
+ *  rows (n * dim floats) out_rows gets each unique key's rows summed. */
+static strata_status_t dedup_sum(tr_map_t *m, const uint64_t *keys, const float *rows, size_t n,
+                                 size_t dim, uint64_t *out_keys, float *out_rows, uint32_t *inv,
+                                 size_t *nu_p)
+{
+    map_clear(m);
+    strata_status_t st = map_reserve(m, n);
+    if (st != STRATA_OK)
+        return st;
+    size_t nu = 0;
+    for (size_t i = 0; i < n; i++) {
+        int added;
+        uint32_t j = *map_upsert(m, keys[i], (uint32_t)nu, &added);
+        inv[i] = j;
+        if (added) {
+            out_keys[nu++] = keys[i];
+            if (rows)
+                memcpy(out_rows + (size_t)j * dim, rows + i * dim, dim * sizeof(float));
+        } else if (rows) {
+            float *d = out_rows + (size_t)j * dim;
+            const float *g = rows + i * dim;
+            for (size_t c = 0; c < dim; c++)
+                d[c] += g[c];
+        }
+    }
+    *nu_p = nu;
+    return STRATA_OK;
+}
+
 /** Remove key (backward-shift deletion keeps probe chains intact). */
 static void map_delete(tr_map_t *m, uint64_t key)
 {
@@ -555,28 +586,7 @@ static strata_status_t dedup(strata_trainer_t *tr, const uint64_t *keys, const f
     float *ug = grads ? buf_get(&tr->ugrads, n * dim * sizeof(float) + 4) : NULL;
     if (!uk || !inv || (grads && !ug))
         return core_fail(STRATA_ERR_NOMEM, "trainer: scratch for %zu keys: out of memory", n);
-    map_clear(&tr->dedup);
-    strata_status_t st = map_reserve(&tr->dedup, n);
-    if (st != STRATA_OK)
-        return st;
-    size_t nu = 0;
-    for (size_t i = 0; i < n; i++) {
-        int added;
-        uint32_t j = *map_upsert(&tr->dedup, keys[i], (uint32_t)nu, &added);
-        inv[i] = j;
-        if (added) {
-            uk[nu++] = keys[i];
-            if (grads)
-                memcpy(ug + (size_t)j * dim, grads + i * dim, dim * sizeof(float));
-        } else if (grads) {
-            float *d = ug + (size_t)j * dim;
-            const float *g = grads + i * dim;
-            for (size_t c = 0; c < dim; c++)
-                d[c] += g[c];
-        }
-    }
-    *nu_p = nu;
-    return STRATA_OK;
+    return dedup_sum(&tr->dedup, keys, grads, n, dim, uk, ug, inv, nu_p);
 }
 
 /** Order ukeys[0..nu) (and ugrads rows when rows) by owner into skeys
@@ -693,26 +703,11 @@ static strata_status_t owner_dedup(strata_trainer_t *tr, size_t nrecv, int sum, 
     uint64_t *ok = tr->okeys.p;
     float *orw = tr->orows.p;
     uint32_t *rmap = tr->rmap.p;
-    map_clear(&tr->dedup);
-    strata_status_t st = map_reserve(&tr->dedup, nrecv);
+    size_t nou = 0;
+    strata_status_t st = dedup_sum(&tr->dedup, rk, sum ? rr : NULL, nrecv, dim, ok,
+                                   sum ? orw : NULL, rmap, &nou);
     if (st != STRATA_OK)
         return st;
-    size_t nou = 0;
-    for (size_t i = 0; i < nrecv; i++) {
-        int added;
-        uint32_t j = *map_upsert(&tr->dedup, rk[i], (uint32_t)nou, &added);
-        rmap[i] = j;
-        if (added) {
-            ok[nou++] = rk[i];
-            if (sum)
-                memcpy(orw + (size_t)j * dim, rr + i * dim, dim * sizeof(float));
-        } else if (sum) {
-            float *d = orw + (size_t)j * dim;
-            const float *g = rr + i * dim;
-            for (size_t c = 0; c < dim; c++)
-                d[c] += g[c];
-        }
-    }
     tr->stats.owner_unique += nou;
     *nou_p = nou;
     return STRATA_OK;
